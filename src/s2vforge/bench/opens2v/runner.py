@@ -1,0 +1,424 @@
+"""Run OpenS2V-Eval metrics over a folder of generated videos, resumably.
+
+Layout of `out_dir`:
+  raw/<metric>.jsonl      one row per sample id: {"id", "status", "value", "details"?, "error"?}
+  metrics/<metric>.json   per-metric summary (status, counts, raw mean, normalised value)
+  results.json            normalised metrics, total, what is missing and why
+
+Metrics run one after another (one model in memory at a time) and each video's row is
+appended as soon as it is computed, so an interrupted run loses at most the video in
+flight; a rerun skips every id that already has a row. Metrics that cannot run here
+(no weights, no endpoint, missing package) are reported with the reason, and the total is
+the weighted sum of what exists, flagged partial, never silently re-weighted.
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+import inspect
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from ...backends.errors import BackendUnavailable
+from . import scoring
+from .metrics.base import Sample, Video
+from .samples import load_samples
+
+_M = "s2vforge.bench.opens2v.metrics."
+# name -> "module:Class". Imported lazily: a metric's optional dependencies only matter
+# when that metric runs.
+REGISTRY: dict[str, str] = {
+    "aesthetic": _M + "aesthetic:AestheticScore",
+    "motion_smoothness": _M + "smoothness:MotionSmoothness",
+    "motion_amplitude": _M + "motion_amplitude:MotionAmplitude",
+    "facesim": _M + "facesim:FaceSim",
+    "gme": _M + "gme:GmeScore",
+    "nexus": _M + "nexus:NexusScore",
+    "natural": _M + "natural:NaturalScore",
+    # extras: computed and stored on request, never weighted into the total
+    "motion_magnitude": _M + "motion_amplitude:MotionMagnitude",
+}
+EXTRA_METRICS = frozenset({"motion_magnitude"})
+ALIASES = {"motion": "motion_amplitude", "aes": "aesthetic", "gmescore": "gme", "nexusscore": "nexus",
+           "naturalscore": "natural", "smoothness": "motion_smoothness", "amplitude": "motion_amplitude"}
+DONE_STATUSES = frozenset({"ok", "missing", "skipped"})
+
+ProgressFn = Callable[[dict], None]
+
+
+class EvalError(ValueError):
+    """The evaluation cannot start (bad domain, metric name, folder...)."""
+
+
+# ----------------------------------------------------------------------------- metric registry
+
+def resolve_metric_name(name: str) -> str:
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in REGISTRY:
+        raise EvalError(f"unknown metric {name!r}; known: {', '.join(REGISTRY)}")
+    return key
+
+
+def default_metrics(domain: str, version: str = "v1.1") -> list[str]:
+    """The metrics that the domain's total weighs, as registry names."""
+    return [resolve_metric_name(k) for k in scoring.required_metrics(domain, version)]
+
+
+def load_metric_class(name: str) -> type:
+    """Import `REGISTRY[name]`. If the class is named differently, take the module's class
+    whose `name` attribute is the metric name (so a rename does not break the runner)."""
+    target = REGISTRY[name]
+    module_name, _, cls_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        found = [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                 if obj.__module__ == module.__name__ and getattr(obj, "name", None) == name
+                 and callable(getattr(obj, "compute", None))]
+        if len(found) != 1:
+            raise ImportError(f"{module_name} defines no metric class for {name!r} (expected {cls_name})")
+        cls = found[0]
+    return cls
+
+
+def build_metric(name: str, options: Mapping[str, Any] | None = None):
+    """Instantiate and load one metric; raises BackendUnavailable with a readable reason."""
+    try:
+        cls = load_metric_class(name)
+    except ImportError as e:
+        raise BackendUnavailable(f"metric {name}", [REGISTRY[name]],
+                                 f"It could not be imported ({type(e).__name__}: {e}); install its optional "
+                                 "dependencies (e.g. `pip install s2vforge[reference]`).") from None
+    try:
+        metric = cls(**dict(options or {}))
+    except TypeError as e:
+        raise BackendUnavailable(f"metric {name}", [REGISTRY[name]], f"Bad metric options: {e}") from None
+    metric.load()
+    return metric
+
+
+# ----------------------------------------------------------------------------- raw rows on disk
+
+class RawStore:
+    """Append-only JSONL of per-video rows for one metric, tolerant of a killed writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = None
+
+    def load(self) -> tuple[dict[str, dict], bool]:
+        """Rows by id (last one wins) and whether the file needs rewriting (torn or duplicate lines)."""
+        rows: dict[str, dict] = {}
+        dirty = False
+        if not self.path.exists():
+            return rows, False
+        with open(self.path, "r", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    dirty = True        # torn last line from a killed run
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    dirty = True
+                    continue
+                if not isinstance(row, dict) or "id" not in row:
+                    dirty = True
+                    continue
+                if row["id"] in rows:
+                    dirty = True
+                rows[row["id"]] = row
+        return rows, dirty
+
+    def rewrite(self, rows: Iterable[dict]) -> None:
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# ----------------------------------------------------------------------------- one metric
+
+def _compute_row(metric, sample: Sample) -> dict:
+    t0 = time.perf_counter()
+    video = Video(sample.video_path)
+    rec = metric.compute_record(video, sample) if hasattr(metric, "compute_record") else \
+        {"value": metric.compute(video, sample)}
+    value = _finite(rec.get("value"))
+    row: dict = {"id": sample.id, "status": "ok" if value is not None else "missing", "value": value}
+    if rec.get("details"):
+        row["details"] = rec["details"]
+    if rec.get("value") is not None and value is None:
+        row["error"] = f"non-finite value {rec.get('value')!r}"
+    row["elapsed_s"] = round(time.perf_counter() - t0, 4)
+    return row
+
+
+def _safe_row(metric, sample: Sample) -> dict:
+    """Row for one video; BackendUnavailable propagates (the metric as a whole cannot run)."""
+    try:
+        return _compute_row(metric, sample)
+    except BackendUnavailable:
+        raise
+    except Exception as e:  # noqa: BLE001 - bad input is data: record it and go on
+        return {"id": sample.id, "status": "error", "value": None, "error": f"{type(e).__name__}: {e}"}
+
+
+def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping[str, Any] | None = None,
+               retry_errors: bool = True, progress: ProgressFn | None = None) -> dict:
+    """Compute one metric for every sample that has a video and no row yet. Returns a summary."""
+    store = RawStore(raw_dir / f"{name}.jsonl")
+    rows, dirty = store.load()
+    if retry_errors:
+        dropped = [k for k, r in rows.items() if r.get("status") == "error"]
+        for k in dropped:
+            del rows[k]
+        dirty = dirty or bool(dropped)
+    if dirty:
+        store.rewrite(rows.values())
+
+    with_video = [s for s in samples if s.video_path is not None]
+    pending = [s for s in with_video if s.id not in rows]
+    total = len(with_video)
+    summary: dict = {"metric": name, "status": "ok", "reason": None, "n_resumed": len(rows)}
+
+    def tick(sample_id: str, status: str) -> None:
+        if progress:
+            progress({"metric": name, "id": sample_id, "status": status,
+                      "done": len(rows), "total": total})
+
+    if progress:
+        progress({"metric": name, "event": "start", "done": len(rows), "total": total})
+    metric = None
+    if pending:
+        try:
+            metric = build_metric(name, options)
+        except BackendUnavailable as e:
+            summary.update(status="unavailable", reason=str(e))
+        except Exception as e:  # noqa: BLE001 - a crashing loader is still just "unavailable here"
+            summary.update(status="unavailable", reason=f"loading failed: {type(e).__name__}: {e}")
+    try:
+        if metric is not None:
+            _run_pending(metric, pending, rows, store, tick, summary)
+    finally:
+        store.close()
+        if metric is not None:
+            close = getattr(metric, "close", None)
+            if callable(close):
+                close()
+            del metric
+            gc.collect()
+    if progress:
+        progress({"metric": name, "event": "end", "done": len(rows), "total": total, "status": summary["status"]})
+    summary["rows"] = rows
+    return summary
+
+
+def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tick, summary: dict) -> None:
+    todo = []
+    for s in pending:
+        if not metric.applies_to(s):
+            row = {"id": s.id, "status": "skipped", "value": None}
+            store.append(row)
+            rows[s.id] = row
+            tick(s.id, "skipped")
+        else:
+            todo.append(s)
+    workers = max(1, int(getattr(metric, "concurrency", 1) or 1))
+    try:
+        if workers == 1:
+            for s in todo:
+                row = _safe_row(metric, s)
+                store.append(row)
+                rows[s.id] = row
+                tick(s.id, row["status"])
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            it = iter(todo)
+            running: dict[Future, Sample] = {}
+            for s in it:
+                running[pool.submit(_safe_row, metric, s)] = s
+                if len(running) >= workers * 2:
+                    break
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    s = running.pop(fut)
+                    row = fut.result()          # BackendUnavailable surfaces here
+                    store.append(row)
+                    rows[s.id] = row
+                    tick(s.id, row["status"])
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        running[pool.submit(_safe_row, metric, nxt)] = nxt
+    except BackendUnavailable as e:
+        summary.update(status="unavailable", reason=str(e))
+
+
+# ----------------------------------------------------------------------------- aggregate
+
+def summarise_metric(name: str, rows: Mapping[str, dict], n_with_video: int) -> dict:
+    """Counts, raw mean and the two normalisations of one metric's rows."""
+    ok = [r for r in rows.values() if r.get("status") == "ok" and r.get("value") is not None]
+    values = [float(r["value"]) for r in ok]
+    out: dict = {
+        "n_videos": n_with_video,
+        "n_ok": len(ok),
+        "n_missing": sum(r.get("status") == "missing" for r in rows.values()),
+        "n_skipped": sum(r.get("status") == "skipped" for r in rows.values()),
+        "n_error": sum(r.get("status") == "error" for r in rows.values()),
+        "n_pending": max(0, n_with_video - len(rows)),
+        "raw_mean": sum(values) / len(values) if values else None,
+        "normalised": None,
+        "normalised_from_mean": None,
+    }
+    if name in scoring.RANGES and values:
+        per_video = scoring.normalize_per_video({name: v} for v in values)
+        out["normalised"] = per_video.get(name)
+        out["normalised_from_mean"] = scoring.normalize_value(name, out["raw_mean"])
+        if name == "nexus":
+            nz = [v for v in values if v != 0]
+            out["n_zero_dropped"] = len(values) - len(nz)
+    return out
+
+
+def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.PathLike | None,
+             out_dir: str | os.PathLike, version: str = "v1.1", metrics: Iterable[str] | None = None,
+             metric_options: Mapping[str, Mapping[str, Any]] | None = None, *,
+             eval_json: str | os.PathLike | None = None, model_name: str | None = None,
+             retry_errors: bool = True, progress: ProgressFn | None = None) -> dict:
+    """Evaluate the videos in `videos_dir` (named `<sample id>.mp4`) on one OpenS2V-Eval domain.
+
+    Returns the dict written to `out_dir/results.json`. Rerunning with the same `out_dir`
+    resumes: finished (metric, video) pairs are read back, not recomputed.
+    """
+    try:
+        dom = scoring.canonical_domain(domain)
+        ver = scoring.canonical_version(version)
+    except scoring.ScoringError as e:
+        raise EvalError(str(e)) from None
+    vdir = Path(videos_dir)
+    if not vdir.is_dir():
+        raise EvalError(f"videos folder not found: {vdir}")
+    names = default_metrics(dom, ver) if metrics is None else list(dict.fromkeys(resolve_metric_name(m) for m in metrics))
+    if not names:
+        raise EvalError("no metrics selected")
+    options = {resolve_metric_name(k): dict(v) for k, v in (metric_options or {}).items()}
+
+    samples = load_samples(dom, bench_root, vdir, eval_json)
+    out = Path(out_dir)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    (out / "metrics").mkdir(parents=True, exist_ok=True)
+    missing_videos = [s.id for s in samples if s.video_path is None]
+    n_with_video = len(samples) - len(missing_videos)
+    t0 = time.perf_counter()
+
+    per_metric: dict[str, dict] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:
+        run = run_metric(name, samples, out / "raw", options.get(name), retry_errors, progress)
+        summary = summarise_metric(name, run.pop("rows"), n_with_video)
+        summary.update({k: run[k] for k in ("status", "reason", "n_resumed")})
+        if run["status"] != "ok":
+            unavailable[name] = run["reason"]
+        elif summary["normalised"] is None and name not in EXTRA_METRICS:
+            summary["status"] = "no_values"
+            summary["reason"] = "no video produced a value for this metric"
+            unavailable[name] = summary["reason"]
+        per_metric[name] = summary
+        _write_json(out / "metrics" / f"{name}.json", {"metric": name, "domain": dom, "version": ver, **summary})
+
+    normalised: dict[str, float | None] = {}
+    for name, s in per_metric.items():
+        if name in EXTRA_METRICS:
+            continue
+        usable = s["status"] == "ok" and s["n_pending"] == 0
+        normalised[name] = s["normalised"] if usable else None
+        if s["status"] == "ok" and s["n_pending"]:
+            unavailable.setdefault(name, f"{s['n_pending']} videos not computed")
+    for_total = scoring.metrics_for_version(normalised, ver)
+    tot = scoring.partial_total(for_total, dom, ver)
+
+    issues: list[str] = []
+    if missing_videos:
+        issues.append(f"{len(missing_videos)} of {len(samples)} sample videos not found in {vdir}")
+    for name, why in unavailable.items():
+        issues.append(f"{name}: {why}")
+    for name, s in per_metric.items():
+        if s["n_error"]:
+            issues.append(f"{name}: {s['n_error']} videos failed (see raw/{name}.jsonl)")
+        if s["n_missing"]:
+            issues.append(f"{name}: {s['n_missing']} videos gave no value")
+    not_selected = [k for k in tot["missing"] if resolve_metric_name(k) not in names]
+
+    results = {
+        "benchmark": "opens2v-eval",
+        "version": ver,
+        "domain": dom,
+        "model": model_name or vdir.resolve().name,
+        "videos_dir": str(vdir),
+        "n_samples": len(samples),
+        "n_videos_found": n_with_video,
+        "missing_videos": missing_videos,
+        "metrics": {k: for_total.get(k) for k in scoring.required_metrics(dom, ver)},
+        "extra_metrics": {k: per_metric[k]["raw_mean"] for k in per_metric if k in EXTRA_METRICS},
+        "raw_means": {k: s["raw_mean"] for k, s in per_metric.items()},
+        "weights": scoring.weights(dom, ver),
+        "total": tot["total"],
+        "total_available_weight": tot["available_weight"],
+        "partial": tot["partial"],
+        "missing_metrics": {k: unavailable.get(resolve_metric_name(k), "not selected (--metrics)")
+                            for k in tot["missing"]},
+        "not_selected": not_selected,
+        "complete": (not tot["partial"]) and not missing_videos and not issues,
+        "issues": issues,
+        "normalisation": "per video, then averaged (official merge_result.py)",
+        "wall_s": round(time.perf_counter() - t0, 3),
+    }
+    _write_json(out / "results.json", results)
+    return results

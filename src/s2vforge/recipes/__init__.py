@@ -1,0 +1,60 @@
+"""Built-in recipes and recipe loading (a recipe is plain YAML; see openhumanvid.yaml)."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+BUILTIN = ("openhumanvid", "opens2v")
+DEFAULT = "openhumanvid"
+
+_REQUIRED = ("split", "analysis", "crop", "scorers", "filters", "write", "ingest")
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) -> dict:
+    """A built-in recipe by name or a YAML file by path, deep-merged over the default recipe."""
+    base = _read_builtin(DEFAULT)
+    if name_or_path and name_or_path != DEFAULT:
+        if name_or_path in builtin_names():
+            data = _read_builtin(name_or_path)
+        else:
+            p = Path(name_or_path)
+            if not p.is_file():
+                raise RecipeError(f"unknown recipe {name_or_path!r}: not a built-in ({', '.join(builtin_names())}) "
+                                  f"and no such file")
+            data = yaml.safe_load(p.read_text()) or {}
+            if not isinstance(data, dict):
+                raise RecipeError(f"recipe file {p} must hold a mapping")
+        base = _merge(base, data)
+    if overrides:
+        base = _merge(base, overrides)
+    missing = [k for k in _REQUIRED if k not in base]
+    if missing:
+        raise RecipeError(f"recipe is missing sections: {missing}")
+    return base
+
+
+def _read_builtin(name: str) -> dict:
+    return yaml.safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text())
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if k == "filters" and isinstance(v, dict):
+            out[k] = copy.deepcopy(v)          # a recipe's filters replace the default set as a whole
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out

@@ -1,0 +1,265 @@
+"""Curation of one video: probe, one streaming decode (scene cuts + analysis frames), crop,
+scores, filter, then one partial decode to write the kept clips.
+
+Memory stays bounded on any length of video: analysis frames are held only for the open
+scene, and a scene that grows past 2 x max_s has its first max_s window closed early.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..media.clipwriter import ClipSpec, write_clips
+from ..media.decode import fit_size, frame_to_rgb, open_video
+from ..media.frames import ClipFrames
+from ..media.probe import ProbeError, ProbeInfo, probe
+from ..media.scenes import StreamingSceneDetector, plan_windows
+from ..schema import clip_id_for, display_path
+from .crop import detect_crop
+from .filters import apply_filters
+from .scores import SCORERS, run_scorers
+
+THUMB_LONG_SIDE = 320
+TRUNCATION_RATIO = 0.9   # fewer decodable frames than this share of the header's count = truncated
+
+
+@dataclass
+class VideoResult:
+    video: dict
+    clips: list[dict]
+    unavailable: dict[str, str] = field(default_factory=dict)   # scorer -> reason, for the run report
+    timings: dict[str, float] = field(default_factory=dict)     # seconds per phase
+
+
+def score_columns(recipe: dict) -> list[str]:
+    cols = {"score_ocr_area", "score_ocr_area_in_crop"}
+    for name in recipe["scorers"]:
+        if name not in SCORERS:
+            raise ValueError(f"recipe names unknown scorer {name!r}; known: {sorted(SCORERS)}")
+        cols.update(SCORERS[name].columns)
+    return sorted(cols)
+
+
+def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
+    """item: {video_id, path, caption, group_id}. Never raises for bad media: error rows instead."""
+    video = {
+        "video_id": item["video_id"], "path": display_path(item["path"]), "path_raw": _raw(item["path"]),
+        "status": "ok", "error": None, "group_id": item.get("group_id") or item["video_id"],
+        "caption": item.get("caption"), "n_scenes": 0, "n_clips": 0, "n_kept": 0,
+    }
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        info = probe(item["path"], max_pixels=int(recipe["ingest"]["max_pixels"]))
+    except ProbeError as e:
+        video.update(status="error", error=str(e))
+        return VideoResult(video, [], timings={"probe": time.perf_counter() - t0})
+    video.update(duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
+                 rotation=info.rotation, codec=info.codec, has_audio=info.has_audio, size_bytes=info.size_bytes)
+    timings["probe"] = time.perf_counter() - t0
+    try:
+        analysis = _analyse(item["path"], info, recipe, video, dataset_dir, timings)
+    except _DecodeFailure as e:
+        video.update(status="error", error=str(e))
+        return VideoResult(video, [], timings=timings)
+    clips, unavailable = analysis
+    video["n_clips"] = sum(1 for c in clips if c["duration_s"] >= recipe["split"]["min_s"] - 1e-6)
+    t1 = time.perf_counter()
+    kept = [c for c in clips if c["keep"]]
+    if kept and recipe["write"].get("clips", True):
+        specs = [ClipSpec(c["clip_id"], c["start_s"], c["end_s"], tuple(c["crop"]),
+                          dataset_dir / "clips" / f"{c['clip_id']}.mp4") for c in kept]
+        try:
+            written = write_clips(item["path"], specs, info.rotation, info.fps, crf=int(recipe["write"]["crf"]),
+                                  preset=recipe["write"]["preset"], threads=int(recipe["analysis"]["decode_threads"]),
+                                  max_long_side=recipe["write"].get("max_long_side"))
+        except (av.FFmpegError, OSError) as e:
+            written = {}
+            video["error"] = f"writing clips failed: {e}"
+        for c in kept:
+            if written.get(c["clip_id"], 0) > 0:
+                c["path"] = f"clips/{c['clip_id']}.mp4"
+            else:
+                c["keep"], c["path"] = False, None
+                c["reject_reasons"] = list(c["reject_reasons"]) + ["write_failed"]
+    timings["write"] = time.perf_counter() - t1
+    video["n_kept"] = sum(1 for c in clips if c["keep"])
+    return VideoResult(video, clips, unavailable, timings)
+
+
+class _DecodeFailure(Exception):
+    pass
+
+
+@dataclass
+class _Sample:
+    index: int
+    time: float
+    rgb: np.ndarray
+    next_rgb: np.ndarray | None = None
+    next_index: int = -1
+    next_dt: float = 0.0
+
+
+def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path, timings: dict):
+    split, ana = recipe["split"], recipe["analysis"]
+    min_s, max_s = float(split["min_s"]), float(split["max_s"])
+    detector = StreamingSceneDetector(info.fps, threshold=split.get("threshold"),
+                                      min_scene_len_frames=int(split.get("min_scene_len_frames", 15)),
+                                      detector=split.get("detector", "content"),
+                                      source_size=(info.width, info.height))
+    asize = fit_size(info.width, info.height, int(ana["long_side"]))
+    period = 1.0 / float(ana["fps"])
+    ctx = _ClipContext(recipe, info, video, dataset_dir)
+    times: list[float] = []
+    samples: list[_Sample] = []
+    scene_start = 0
+    next_sample_t = -1.0
+    t_decode = time.perf_counter()
+    container, stream = open_video(path, int(ana.get("decode_threads", 1)))
+    idx = -1
+    try:
+        with container:
+            for idx, frame in enumerate(container.decode(stream)):
+                t = float(frame.time) if frame.time is not None else idx / info.fps
+                times.append(t)
+                rot = info.rotation
+                if samples and samples[-1].next_index == -1 and samples[-1].index == idx - 1:
+                    samples[-1].next_rgb = frame_to_rgb(frame, asize, rot)
+                    samples[-1].next_index, samples[-1].next_dt = idx, t - samples[-1].time
+                if t >= next_sample_t - 1e-6:
+                    samples.append(_Sample(idx, t, frame_to_rgb(frame, asize, rot)))
+                    next_sample_t = (math.floor(t / period + 1e-6) + 1) * period
+                cuts = detector.push(frame_to_rgb(frame, detector.detect_size, rot), idx)
+                for cut in cuts:
+                    if cut > scene_start:
+                        ctx.close_scene(scene_start, cut, times, samples, final=True)
+                        samples = [s for s in samples if s.index >= cut]
+                        scene_start = cut
+                # bound memory: close the first max_s window of a scene longer than 2 x max_s
+                if t - times[scene_start] >= 2 * max_s:
+                    end = int(np.searchsorted(np.asarray(times[scene_start:]), times[scene_start] + max_s)) + scene_start
+                    ctx.close_scene(scene_start, end, times, samples, final=False)
+                    samples = [s for s in samples if s.index >= end]
+                    scene_start = end
+    except av.FFmpegError as e:
+        raise _DecodeFailure(f"decoding failed at frame {idx + 1} (t={times[-1] if times else 0:.2f}s): "
+                             f"{getattr(e, 'strerror', None) or e}; the file is truncated or corrupt") from None
+    n = len(times)
+    if n == 0:
+        raise _DecodeFailure("no decodable video frames")
+    if info.n_frames_header and n < TRUNCATION_RATIO * info.n_frames_header:
+        raise _DecodeFailure(f"truncated: the container declares {info.n_frames_header} frames but only {n} "
+                             f"decode ({times[-1]:.2f}s of {info.duration_s:.2f}s)")
+    for cut in detector.finish():
+        if cut > scene_start:
+            ctx.close_scene(scene_start, cut, times, samples, final=True)
+            samples = [s for s in samples if s.index >= cut]
+            scene_start = cut
+    ctx.end_time = _end_time(times, info.fps)
+    ctx.close_scene(scene_start, n, times, samples, final=True)
+    deltas = np.diff(np.asarray(times)) if n > 1 else np.zeros(1)
+    video.update(n_frames=n, duration_s=ctx.end_time - times[0], vfr=bool(n > 2 and np.ptp(deltas) > 0.25 * np.median(deltas)),
+                 n_scenes=ctx.n_scenes)
+    timings["analyse"] = time.perf_counter() - t_decode - ctx.seconds_scoring
+    timings["score"] = ctx.seconds_scoring
+    return ctx.clips, ctx.unavailable
+
+
+def _end_time(times: list[float], fps: float) -> float:
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
+    return times[-1] + step
+
+
+class _ClipContext:
+    """Turns closed scenes into scored, filtered clip rows."""
+
+    def __init__(self, recipe: dict, info: ProbeInfo, video: dict, dataset_dir: Path):
+        self.recipe, self.info, self.video, self.dataset_dir = recipe, info, video, dataset_dir
+        self.clips: list[dict] = []
+        self.unavailable: dict[str, str] = {}
+        self.n_scenes = 0
+        self.seconds_scoring = 0.0
+        self.end_time: float | None = None
+        self._scene_index = 0
+
+    def close_scene(self, start: int, end: int, times: list[float], samples: list[_Sample], final: bool) -> None:
+        split = self.recipe["split"]
+        clock = list(times[start:end])
+        clock.append(times[end] if end < len(times) else (self.end_time if self.end_time is not None
+                                                           else _end_time(times, self.info.fps)))
+        plan = plan_windows([], end - start, clock, min_s=float(split["min_s"]), max_s=float(split["max_s"]))
+        for s, e in plan.too_short:
+            self._row(start + s, start + e, clock[s], clock[e], None, ["too_short"])
+        for s, e in plan.windows:
+            a, b = start + s, start + e
+            inside = [x for x in samples if a <= x.index < b]
+            self._row(a, b, clock[s], clock[e], inside, [])
+        if final:
+            self.n_scenes += 1
+            self._scene_index += 1
+
+    def _row(self, a: int, b: int, start_s: float, end_s: float, samples: list[_Sample] | None, reasons: list[str]):
+        clip_id = clip_id_for(self.video["video_id"], a, b)
+        row = {"clip_id": clip_id, "video_id": self.video["video_id"], "scene_index": self._scene_index,
+               "start_s": round(start_s, 6), "end_s": round(end_s, 6), "duration_s": round(end_s - start_s, 6),
+               "start_frame": a, "end_frame": b, "path": None, "caption": self.video.get("caption"),
+               "group_id": self.video["group_id"], "crop": [0, 0, self.info.width, self.info.height],
+               "keep": False, "reject_reasons": reasons}
+        if samples:
+            t0 = time.perf_counter()
+            row.update(self._score(clip_id, start_s, end_s, samples, b))
+            self.seconds_scoring += time.perf_counter() - t0
+        elif samples is not None:
+            row["reject_reasons"] = reasons + ["no_frames"]
+        if not row["reject_reasons"]:
+            skip = {c for name in self.unavailable for c in SCORERS[name].columns}
+            row["keep"], row["reject_reasons"] = apply_filters(row, self.recipe["filters"], skip)
+        self.clips.append(row)
+
+    def _score(self, clip_id: str, start_s: float, end_s: float, samples: list[_Sample], end_frame: int) -> dict:
+        # a flow pair must not straddle the clip's end (the next frame may be across a cut);
+        # only the last sample can, so next_rgb stays aligned with rgb
+        pairs = [s for s in samples if s.next_rgb is not None and s.next_index < end_frame]
+        frames = ClipFrames(clip_id=clip_id, fps=self.info.fps, start_s=start_s, end_s=end_s,
+                            source_size=(self.info.width, self.info.height), rgb=[s.rgb for s in samples],
+                            times=[s.time for s in samples],
+                            next_rgb=[s.next_rgb for s in pairs], next_dt=[s.next_dt for s in pairs])
+        out: dict = {}
+        crop_cfg = self.recipe["crop"]
+        if crop_cfg.get("enabled", True):
+            res = detect_crop(frames, ocr=bool(crop_cfg.get("ocr", True)), ocr_frames=int(crop_cfg.get("ocr_frames", 3)))
+            frames.crop = tuple(res.crop)
+            out.update(res.as_record())
+        scores, unavailable = run_scorers(frames, list(self.recipe["scorers"]), self.recipe.get("scorer_params", {}))
+        out.update(scores)
+        self.unavailable.update(unavailable)
+        self._thumbnail(clip_id, frames)
+        return out
+
+    def _thumbnail(self, clip_id: str, frames: ClipFrames) -> None:
+        mid = frames.rgb[len(frames.rgb) // 2]
+        img = cv2.cvtColor(mid, cv2.COLOR_RGB2BGR)
+        x0, y0, x1, y1 = frames.crop_in_analysis()
+        if (x0, y0, x1, y1) != (0, 0, img.shape[1], img.shape[0]):
+            cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
+        w, h = fit_size(img.shape[1], img.shape[0], THUMB_LONG_SIDE)
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        out = self.dataset_dir / "thumbs" / f"{clip_id}.jpg"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            tmp = out.with_name(f".{out.name}.part")
+            tmp.write_bytes(buf.tobytes())
+            tmp.replace(out)
+
+
+def _raw(path) -> bytes:
+    import os
+    return os.fsencode(path)

@@ -1,0 +1,53 @@
+"""Aesthetic quality (reference backend only): LAION improved-aesthetic MLP on CLIP ViT-L/14.
+
+score_aesthetic = mean predictor score over N_FRAMES = 4 evenly picked cropped frames (LAION
+scale ~1..10; OpenS2V-Eval normalises [4, 7]). There is no embedded fallback: without the
+weights the loader raises BackendUnavailable, run_scorers records the reason and the column
+stays None. The predictor is built once per process and per (dirs, device, dtype); a
+failed load is remembered too, so a missing model is not searched for again on every clip.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from s2vforge.backends.aesthetic import AestheticPredictor
+from s2vforge.backends.errors import BackendUnavailable
+from s2vforge.media.frames import ClipFrames
+
+COLUMNS = ("score_aesthetic",)
+N_FRAMES = 4
+
+_CACHE: dict[tuple, AestheticPredictor | BackendUnavailable] = {}
+_LOCK = threading.Lock()
+
+
+def load_predictor(clip_dir=None, mlp_path=None, device: str = "cpu", dtype=None) -> AestheticPredictor:
+    key = (str(clip_dir) if clip_dir else None, str(mlp_path) if mlp_path else None, str(device), str(dtype))
+    with _LOCK:
+        if key not in _CACHE:
+            try:
+                _CACHE[key] = AestheticPredictor.from_dirs(clip_dir, mlp_path, device=device, dtype=dtype)
+            except BackendUnavailable as exc:
+                _CACHE[key] = exc
+        cached = _CACHE[key]
+    if isinstance(cached, BackendUnavailable):
+        raise cached
+    return cached
+
+
+def clear_cache() -> None:
+    """Forget loaded predictors and remembered failures (tests; weights added mid-process)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def score_aesthetic(frames: ClipFrames, n_frames: int = N_FRAMES, clip_dir=None, mlp_path=None,
+                    device: str = "cpu", dtype=None) -> dict:
+    predictor = load_predictor(clip_dir, mlp_path, device, dtype)
+    picked = frames.pick(n_frames)
+    if not picked:
+        return {"score_aesthetic": None}
+    scores = predictor.predict(frames.cropped([frames.rgb[i] for i in picked]))
+    return {"score_aesthetic": float(np.mean(scores))}

@@ -1,0 +1,60 @@
+"""No-reference technical quality: BRISQUE (Mittal, Moorthy & Bovik 2012), lower is better.
+
+Uses the `brisque` package's pretrained SVR (BRISQUE(url=False).score; it ships its model
+files, nothing is downloaded). BRISQUE features are scale dependent, so N_FRAMES = 3 evenly
+picked cropped frames are resized to a fixed working size, long side WORK_LONG_SIDE = 512 px,
+before scoring; the clip value is the mean. It costs ~0.2 s a frame on one CPU core, which is
+why only a few frames are scored. The model is loaded once per process.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import cv2
+import numpy as np
+
+from s2vforge.backends.errors import BackendUnavailable
+from s2vforge.media.frames import ClipFrames
+
+COLUMNS = ("score_brisque",)
+N_FRAMES = 3           # picked frames per clip (cost: ~0.2 s each)
+WORK_LONG_SIDE = 512   # working resolution (long side, px)
+
+
+@functools.lru_cache(maxsize=1)
+def load_brisque():
+    """The package's BRISQUE scorer, built once per process."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the package imports deprecated scipy names
+            from brisque import BRISQUE
+    except ImportError as exc:
+        raise BackendUnavailable("BRISQUE (python package `brisque`)", [],
+                                 f"Install it: pip install 'brisque>=0.2' ({exc}).") from exc
+    return BRISQUE(url=False)
+
+
+def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = long_side / max(h, w)
+    if abs(s - 1.0) < 1e-9:
+        return np.ascontiguousarray(rgb)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def score_brisque(frames: ClipFrames, n_frames: int = N_FRAMES, long_side: int = WORK_LONG_SIDE) -> dict:
+    picked = frames.pick(n_frames)
+    if not picked:
+        return {"score_brisque": None}
+    model = load_brisque()
+    values = []
+    for frame in frames.cropped([frames.rgb[i] for i in picked]):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # flat frames make the GGD fit warn; they give NaN, skipped
+            value = float(model.score(resize_long_side(frame, long_side)))
+        if math.isfinite(value):
+            values.append(value)
+    return {"score_brisque": float(np.mean(values)) if values else None}

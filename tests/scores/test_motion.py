@@ -1,0 +1,51 @@
+import dataclasses
+
+import pytest
+
+from s2vforge.stages.scores.motion import FLOW_WIDTH, score_motion
+
+
+def test_real_clip_moves_and_static_variant_does_not(clip):
+    original = score_motion(clip)["score_motion"]
+    static = score_motion(dataclasses.replace(clip, next_rgb=list(clip.rgb)))["score_motion"]
+    assert original > 0.3
+    assert static < 0.05
+    assert static < original / 10
+
+
+@pytest.mark.parametrize("k", [4, 16])
+def test_synthetic_pan_reads_its_shift_at_working_width(clip, k):
+    """Content moving right by k analysis px per frame reads k * 320 / width."""
+    panned = dataclasses.replace(clip, rgb=[f[:, k:] for f in clip.rgb], next_rgb=[f[:, :-k] for f in clip.rgb])
+    width = clip.rgb[0].shape[1] - k
+    assert score_motion(panned)["score_motion"] == pytest.approx(k * FLOW_WIDTH / width, rel=0.15)
+
+
+def test_flow_is_per_nominal_frame_interval(bikes):
+    """A pair two frame intervals apart moves twice as far, and is scaled back to one interval."""
+    k = 8
+    base = dataclasses.replace(bikes, rgb=[f[:, k:] for f in bikes.rgb], next_rgb=[f[:, :-k] for f in bikes.rgb])
+    doubled = dataclasses.replace(base, next_dt=[2 * dt for dt in base.next_dt])
+    assert score_motion(doubled)["score_motion"] == pytest.approx(score_motion(base)["score_motion"] / 2, rel=1e-6)
+
+
+def test_crop_applies_to_both_frames_of_a_pair(bikes):
+    """Left half pans by k px, right half is still: each crop sees only its own half."""
+    h, w = bikes.rgb[0].shape[:2]
+    k, half, margin = 8, w // 2, 24
+
+    def left_half_panned(f):
+        g = f.copy()
+        g[:, k:half] = f[:, :half - k]
+        return g
+
+    moving = dataclasses.replace(bikes, next_rgb=[left_half_panned(f) for f in bikes.rgb], source_size=(w, h))
+    left = dataclasses.replace(moving, crop=(margin, 0, half - margin, h))
+    right = dataclasses.replace(moving, crop=(half + margin, 0, w, h))
+    assert score_motion(right)["score_motion"] < 0.05
+    crop_w = half - 2 * margin
+    assert score_motion(left)["score_motion"] == pytest.approx(k * FLOW_WIDTH / crop_w, rel=0.15)
+
+
+def test_no_pairs_gives_none(carphone):
+    assert score_motion(dataclasses.replace(carphone, next_rgb=[], next_dt=[])) == {"score_motion": None}
