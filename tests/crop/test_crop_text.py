@@ -101,6 +101,13 @@ def test_top_and_bottom_bands_and_stacked_lines(bikes):
     assert len(res.text_bands) == 2
 
 
+def test_tall_box_does_not_drag_the_band_up(bikes):
+    det = StubDetector([(250, 0, 410, 267, "TALL SIGN", 0.9),            # full-height text column
+                        (100, 230, 540, 256, "second subtitle line", 0.97)])
+    res = detect_crop(to_clip(bikes), detector=det)
+    assert res.subtitle_band is not None and 220 <= res.crop[3] <= 230
+
+
 def test_false_positives_are_filtered(bikes):
     det = StubDetector([(250, 0, 410, 267, "口", 0.66),          # single glyph read into a texture
                         (10, 240, 200, 262, "blurry words", 0.55)])  # low recognition confidence

@@ -75,6 +75,19 @@ def make_variant():
     return variant
 
 
+def subset(frames: ClipFrames, n: int) -> ClipFrames:
+    """The clip with only n of its analysis frames (evenly picked), to keep costly tests short."""
+    idx = frames.pick(n)
+    return dataclasses.replace(frames, rgb=[frames.rgb[i] for i in idx], times=[frames.times[i] for i in idx],
+                               next_rgb=[frames.next_rgb[i] for i in idx] if frames.next_rgb else [],
+                               next_dt=[frames.next_dt[i] for i in idx] if frames.next_dt else [])
+
+
+@pytest.fixture
+def few_frames():
+    return subset
+
+
 def gaussian_blur(sigma: float):
     return lambda f: cv2.GaussianBlur(f, (0, 0), sigma)
 

@@ -186,7 +186,8 @@ class AestheticPredictor:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = [Image.fromarray(np.ascontiguousarray(im, dtype=np.uint8)) for im in images[start:start + batch_size]]
+                batch = [Image.fromarray(np.ascontiguousarray(im, dtype=np.uint8))
+                         for im in images[start:start + batch_size]]
                 pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]
                 emb = self.vision_model(pixel_values=pixels.to(self.device, self.dtype)).image_embeds.float()
                 out.append(torch.nn.functional.normalize(emb, dim=-1).cpu().numpy())

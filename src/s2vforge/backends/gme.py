@@ -174,11 +174,28 @@ class Qwen2VLInputs:
         if images:
             px = self.image_processor(images=images, return_tensors="pt")
             out["pixel_values"], out["image_grid_thw"] = px["pixel_values"], px["image_grid_thw"]
-            counts = [int(g.prod()) // (self.merge ** 2) for g in px["image_grid_thw"]]
-            messages = [m.replace("<|image_pad|>", "<|image_pad|>" * n, 1) for m, n in zip(messages, counts)]
+            counts = iter(int(g.prod()) // (self.merge ** 2) for g in px["image_grid_thw"])
+            # images are consumed in order, one per placeholder, across all messages
+            messages = ["".join(part + ("<|image_pad|>" * next(counts) if i < m.count("<|image_pad|>") else "")
+                                for i, part in enumerate(m.split("<|image_pad|>"))) for m in messages]
         enc = self.tokenizer(messages, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         out["input_ids"], out["attention_mask"] = enc["input_ids"], enc["attention_mask"]
+        # transformers >= 5.2x computes M-RoPE from per-token modality ids (1 = image token)
+        image_id = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        out["mm_token_type_ids"] = (enc["input_ids"] == image_id).int()
         return out
+
+
+def model_kwargs(model, batch: dict, device, dtype) -> dict:
+    """The batch entries `model.forward` accepts (older transformers have no mm_token_type_ids), on device."""
+    import inspect
+    accepted = set(inspect.signature(model.forward).parameters)
+    out = {}
+    for k, v in batch.items():
+        if k == "mm_token_type_ids" and k not in accepted:
+            continue
+        out[k] = v.to(device, dtype) if v.is_floating_point() else v.to(device)
+    return out
 
 
 def qwen2vl_parts(model):

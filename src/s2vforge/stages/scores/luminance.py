@@ -6,6 +6,7 @@ cropped first so letterbox bars do not darken the score.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from s2vforge.media.frames import ClipFrames
@@ -16,7 +17,7 @@ REC709_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
 
 def frame_luminance(rgb: np.ndarray) -> float:
     """Mean Rec.709 luma of one HxWx3 uint8 RGB frame, 0..255."""
-    channel_means = rgb.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    channel_means = np.array(cv2.mean(rgb)[:3])  # works on cropped views without a copy
     return float(channel_means @ REC709_WEIGHTS)
 
 

@@ -38,7 +38,8 @@ class MotionAmplitude:
     def compute_record(self, video: Video, sample: Sample) -> dict:
         """Value plus the magnitude reading, which the runner stores beside it for free."""
         s = motion_stats_from_frames(_frames_of(video))
-        return {"value": s.amplitude, "details": {"motion_magnitude": s.magnitude, "n_frames": s.n_frames}}
+        return {"value": s.amplitude, "details": {"motion_magnitude": s.magnitude, "motion_drift": s.drift,
+                                                  "mean_dx": s.mean_dx, "mean_dy": s.mean_dy, "n_frames": s.n_frames}}
 
 
 class MotionMagnitude(MotionAmplitude):
@@ -50,4 +51,5 @@ class MotionMagnitude(MotionAmplitude):
 
     def compute_record(self, video: Video, sample: Sample) -> dict:
         s = motion_stats_from_frames(_frames_of(video))
-        return {"value": s.magnitude, "details": {"motion_amplitude": s.amplitude, "n_frames": s.n_frames}}
+        return {"value": s.magnitude, "details": {"motion_amplitude": s.amplitude, "motion_drift": s.drift,
+                                                  "n_frames": s.n_frames}}

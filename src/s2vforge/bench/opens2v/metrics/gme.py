@@ -1,0 +1,57 @@
+"""GmeScore: text-video alignment as the mean GME cosine between the prompt and 32 frames.
+
+OpenS2V-Eval get_gmescore.py: the prompt embedded as a query with the instruction "Find an
+image that matches the given text.", each of `linspace(0, T-1, 32)` frames embedded as a
+corpus image, raw value = mean dot product of the L2-normalised embeddings (normalised later
+as min(x, 1)). The official script embeds the same prompt 32 times; we embed it once (same
+vector). Recipe details of the embedding: s2vforge.backends.gme.
+
+backend="gme" (reference, name `gme`) or backend="clip" (stand-in, name `gme_clip`: CLIP
+cosines are on another scale and must never be mixed with GmeScore).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Sample, Video
+
+N_FRAMES = 32   # OpenS2V-Eval get_gmescore.py --num_frames
+
+
+class GmeScore:
+    """Raw value: mean cosine(GME(prompt as query), GME(frame)) over 32 uniform frames."""
+    name = "gme"              # instance value depends on the backend (gme | gme_clip)
+    comparable = True
+
+    def __init__(self, backend: str = "gme", model_dir=None, variant: str = "7b", device: str = "cpu", dtype=None,
+                 n_frames: int = N_FRAMES, batch_size: int | None = None, embedder=None) -> None:
+        if backend not in ("gme", "clip"):
+            raise ValueError(f"GmeScore backend must be 'gme' or 'clip' (got {backend!r})")
+        self.backend = backend
+        self.name = "gme" if backend == "gme" else "gme_clip"
+        self.comparable = backend == "gme"
+        self.model_dir, self.variant = model_dir, variant
+        self.device, self.dtype = device, dtype
+        self.n_frames, self.batch_size = n_frames, batch_size
+        self.embedder = embedder
+
+    def load(self) -> None:
+        if self.embedder is None:
+            from ....backends.gme import load_image_text_embedder
+            self.embedder = load_image_text_embedder(self.backend, self.model_dir, variant=self.variant,
+                                                     device=self.device, dtype=self.dtype, batch_size=self.batch_size)
+
+    def applies_to(self, sample: Sample) -> bool:
+        return bool(sample.prompt)
+
+    def compute_record(self, video: Video, sample: Sample) -> dict:
+        from ....backends.gme import GME_QUERY_INSTRUCTION
+        self.load()
+        q = self.embedder.embed_texts([sample.prompt], instruction=GME_QUERY_INSTRUCTION)
+        frames = self.embedder.embed_images(list(video.uniform(self.n_frames)))
+        sims = (frames @ q[0]).astype(np.float64)
+        return {"value": float(sims.mean()), "details": {"n_frames": int(sims.size), "min": float(sims.min()),
+                                                          "max": float(sims.max()), "metric": self.name}}
+
+    def compute(self, video: Video, sample: Sample) -> float | None:
+        return self.compute_record(video, sample)["value"]

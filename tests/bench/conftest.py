@@ -1,0 +1,159 @@
+"""Fixtures for the OpenS2V-Eval tests: the official reference clip, tiny derived clips, a
+tiny benchmark folder and a local OpenAI-compatible judge server."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def reference_clip() -> Path:
+    return DATA / "singleface_3.mp4"
+
+
+@pytest.fixture(scope="session")
+def official_outputs() -> dict:
+    return json.loads((DATA / "official_outputs_singleface_3.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def published_csv() -> Path:
+    return DATA / "leaderboard_v1.1_Open-Domain.csv"
+
+
+def _write_clip(path: Path, frames: list[np.ndarray], fps: int = 15) -> None:
+    import av
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tmp_path_factory, reference_clip) -> list[Path]:
+    """Three short, small clips cut from the reference video (different start frames), so
+    runner tests exercise real decoding and real flow in well under a second each."""
+    import av
+    import cv2
+    with av.open(str(reference_clip)) as c:
+        frames = [cv2.resize(f.to_ndarray(format="rgb24"), (208, 120), interpolation=cv2.INTER_AREA)
+                  for f in c.decode(video=0)]
+    d = tmp_path_factory.mktemp("tiny_clips")
+    out = []
+    for i, start in enumerate((0, 20, 40)):
+        p = d / f"clip{i}.mp4"
+        _write_clip(p, frames[start:start + 10])
+        out.append(p)
+    return out
+
+
+@pytest.fixture()
+def tiny_bench(tmp_path, tiny_clips):
+    """A 4-sample eval JSON (ids from the Open-Domain file) and videos for 3 of them."""
+    src = json.loads((Path(__file__).parents[2] / "src/s2vforge/bench/opens2v/data/Open-Domain_Eval.json").read_text())
+    ids = ["singleface_1", "singleface_2", "singleobj_1", "multiface_1"]
+    eval_json = tmp_path / "tiny_eval.json"
+    eval_json.write_text(json.dumps({k: src[k] for k in ids}))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for sid, clip in zip(ids[:3], tiny_clips):
+        (videos / f"{sid}.mp4").write_bytes(clip.read_bytes())
+    return {"eval_json": eval_json, "videos": videos, "ids": ids, "with_video": ids[:3], "out": tmp_path / "out"}
+
+
+class JudgeServer:
+    """OpenAI-compatible /v1/chat/completions on 127.0.0.1 with a scriptable reply.
+
+    `script(n, body, headers)` -> (status, headers, body bytes or str, delay_s); n counts
+    requests from 0. Every request is kept in `requests`.
+    """
+
+    def __init__(self, script):
+        self.script = script
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                body = json.loads(raw) if raw else {}
+                with server.lock:
+                    n = len(server.requests)
+                    server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                status, headers, payload, delay = server.script(n, body, dict(self.headers))
+                if delay:
+                    time.sleep(delay)
+                data = payload.encode() if isinstance(payload, str) else payload
+                try:
+                    self.send_response(status)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _chat_reply(text: str) -> str:
+    return json.dumps({"id": "x", "object": "chat.completion",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop"}]})
+
+
+@pytest.fixture(scope="session")
+def chat_reply():
+    """Body of a chat-completions answer whose message content is `text`."""
+    return _chat_reply
+
+
+@pytest.fixture()
+def judge_server():
+    servers: list[JudgeServer] = []
+
+    def start(script) -> JudgeServer:
+        s = JudgeServer(script)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture()
+def no_judge_env(monkeypatch):
+    for k in ("S2VFORGE_JUDGE_BASE_URL", "OPENAI_BASE_URL", "S2VFORGE_JUDGE_MODEL"):
+        monkeypatch.delenv(k, raising=False)
