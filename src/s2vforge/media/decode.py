@@ -48,9 +48,9 @@ def frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, rotation: i
             w, h = h, w
         arr = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
     if rotation:
-        # FFmpeg's display-matrix angle is counter-clockwise; turning the picture clockwise by it
-        # gives the upright image (what ffmpeg's autorotate does).
-        arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90) % 4 if rotation in (90, 270) else 2))
+        # PyAV reports the display matrix angle counter-clockwise; turning the coded picture
+        # counter-clockwise by it gives what ffmpeg displays (checked against ffmpeg's autorotate).
+        arr = np.ascontiguousarray(np.rot90(arr, k=(rotation // 90) % 4))
     return arr
 
 

@@ -28,7 +28,7 @@ class ProbeInfo:
     size_bytes: int
 
 
-def probe(path: str | bytes, max_pixels: int = 8192 * 4320) -> ProbeInfo:
+def probe(path: str | bytes, max_pixels: int = 4096 * 2160) -> ProbeInfo:
     """Open the file, read stream facts and decode one frame; raise ProbeError with a clear message."""
     try:
         size = os.path.getsize(path)
