@@ -108,16 +108,21 @@ def test_demo_corpus(tmp_path):
     assert np.mean(read_frames(tmp_path / "dark.mp4", max_frames=1)[0]) < 20
 
 
-def test_synthetic_720p(tmp_path):
-    paths = build_synthetic_720p(tmp_path, minutes=0.2, file_seconds=6, preset="ultrafast")
-    truth = json.loads((tmp_path / "synthetic_720p.json").read_text())["files"]
+def test_synthetic_benchmark_plan(tmp_path):
+    # the 720p benchmark's shot/file plan, run at 320x180 to stay quick
+    paths = build_synthetic_720p(tmp_path, minutes=0.5, file_seconds=12, size=(320, 180), preset="ultrafast")
+    meta = json.loads((tmp_path / "synthetic_720p.json").read_text())
+    truth = meta["files"]
+    assert meta["size"] == [320, 180] and len(paths) >= 2
     total = 0
     for p in paths:
         t = truth[p.name]
         info = video_info(p)
-        assert (info["width"], info["height"]) == (1280, 720) and info["n_frames"] == t["n_frames"]
+        assert (info["width"], info["height"]) == (320, 180) and info["n_frames"] == t["n_frames"]
         bounds = [0, *t["cuts"], t["n_frames"]]
         shots = np.diff(bounds) / 25.0
         assert shots.max() <= 15 and shots.min() >= 3          # a cut every 3-15 s
+        assert t["n_frames"] / 25.0 >= 12 or p == paths[-1]    # files end at a shot past file_seconds
         total += t["n_frames"]
-    assert total == 12 * 25
+    assert total == 30 * 25
+    assert detect_cuts(paths[0]) == truth[paths[0].name]["cuts"]

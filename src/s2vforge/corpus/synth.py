@@ -473,10 +473,12 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
 # ------------------------------------------------------------------ speed-benchmark corpus
 
 def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 25.0, file_seconds: float = 60.0,
-                         seed: int = 0, preset: str = "veryfast", crf: int = 23) -> list[Path]:
+                         seed: int = 0, preset: str = "veryfast", crf: int = 23,
+                         size: tuple[int, int] = (1280, 720)) -> list[Path]:
     """1280x720 videos of real photos as moving shots with a hard cut every 3-15 s, totalling
     `minutes`, split into files of about `file_seconds` (cuts at shot boundaries only).
-    Writes `synthetic_720p.json` with every file's cut indices. Returns the video paths."""
+    Writes `synthetic_720p.json` with every file's cut indices. Returns the video paths.
+    (`size` exists so tests can run the same plan at a small resolution.)"""
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -507,14 +509,14 @@ def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 
     t0 = time.perf_counter()
     for k, plan in enumerate(f for f in files if f):
         p = out / f"synthetic_720p_{k:03d}.mp4"
-        segs = [moving_shot(photos[n], s, fps, (1280, 720), m, direction=d) for n, s, m, d in plan]
-        cuts = stitch(p, segs, fps, size=(1280, 720), preset=preset, crf=crf)
+        segs = [moving_shot(photos[n], s, fps, size, m, direction=d) for n, s, m, d in plan]
+        cuts = stitch(p, segs, fps, size=size, preset=preset, crf=crf)
         n_frames = sum(int(round(s * fps)) for _, s, _, _ in plan)
         truth[p.name] = {"n_frames": n_frames, "fps": fps, "cuts": cuts,
                          "shots": [{"photo": n, "seconds": s, "motion": m} for n, s, m, _ in plan]}
         paths.append(p)
     (out / "synthetic_720p.json").write_text(json.dumps(
-        {"minutes": minutes, "size": [1280, 720], "build_seconds": round(time.perf_counter() - t0, 2),
+        {"minutes": minutes, "size": list(size), "build_seconds": round(time.perf_counter() - t0, 2),
          "files": truth}, indent=2))
     return paths
 
