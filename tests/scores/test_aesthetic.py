@@ -95,7 +95,7 @@ def test_original_pth_loads_with_weights_only(tiny_weights, tmp_path, carphone):
 @pytest.mark.reference
 def test_scorer_finds_weights_under_s2vforge_models(tiny_weights, carphone, isolated_models, monkeypatch):
     monkeypatch.setenv("S2VFORGE_MODELS", str(tiny_weights))
-    values, unavailable = run_scorers(carphone, ["aesthetic"], {})
+    values, unavailable, failed = run_scorers(carphone, ["aesthetic"], {})
     assert unavailable == {}
     predictor = aesthetic_scorer.load_predictor()
     assert predictor is aesthetic_scorer.load_predictor()                          # loaded once
@@ -137,6 +137,6 @@ def test_missing_weights_failure_is_remembered(isolated_models, carphone, monkey
 
     monkeypatch.setattr(AestheticPredictor, "from_dirs", classmethod(counting))
     for _ in range(3):
-        values, unavailable = run_scorers(carphone, ["aesthetic"], {})
+        values, unavailable, failed = run_scorers(carphone, ["aesthetic"], {})
         assert values == {"score_aesthetic": None} and "clip-vit-large-patch14" in unavailable["aesthetic"]
     assert len(calls) == 1

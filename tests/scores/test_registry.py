@@ -17,7 +17,7 @@ def test_registry_names_and_columns():
 
 def test_run_scorers_records_missing_backend_instead_of_raising(carphone, isolated_models, few_frames):
     names = ["luminance", "blur", "motion", "aesthetic"]
-    values, unavailable = run_scorers(few_frames(carphone, 3), names, {"motion": {"width": 320}})
+    values, unavailable, failed = run_scorers(few_frames(carphone, 3), names, {"motion": {"width": 320}})
     assert set(values) == {c for n in names for c in SCORERS[n].columns}
     assert values["score_aesthetic"] is None
     assert all(isinstance(values[c], float) for c in values if c != "score_aesthetic")
@@ -31,9 +31,10 @@ def test_run_scorers_survives_a_failing_scorer(carphone, monkeypatch):
         raise RuntimeError("decoder hiccup")
 
     monkeypatch.setitem(SCORERS, "boom", Scorer("boom", ("score_boom",), boom))
-    values, unavailable = run_scorers(carphone, ["boom", "luminance"], {})
+    values, unavailable, failed = run_scorers(carphone, ["boom", "luminance"], {})
     assert values["score_boom"] is None and values["score_luminance"] > 0
-    assert "decoder hiccup" in unavailable["boom"] and carphone.clip_id in unavailable["boom"]
+    assert "decoder hiccup" in failed["boom"] and carphone.clip_id in failed["boom"]
+    assert unavailable == {}
 
 
 def test_run_scorers_rejects_unknown_names(carphone):
@@ -43,14 +44,14 @@ def test_run_scorers_rejects_unknown_names(carphone):
 
 def test_run_scorers_turns_nan_into_none(carphone, monkeypatch):
     monkeypatch.setitem(SCORERS, "nan", Scorer("nan", ("score_nan",), lambda frames: {"score_nan": float("nan")}))
-    values, unavailable = run_scorers(carphone, ["nan"], {})
-    assert values == {"score_nan": None} and unavailable == {}
+    values, unavailable, failed = run_scorers(carphone, ["nan"], {})
+    assert values == {"score_nan": None} and unavailable == {} and failed == {}
 
 
 def test_empty_clip_gives_none_everywhere(carphone):
     empty = dataclasses.replace(carphone, rgb=[], times=[], next_rgb=[], next_dt=[])
     names = ["luminance", "blur", "motion", "brisque", "nsfw"]
-    values, unavailable = run_scorers(empty, names, {})
+    values, unavailable, failed = run_scorers(empty, names, {})
     assert unavailable == {} and all(v is None for v in values.values())
 
 

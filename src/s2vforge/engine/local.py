@@ -30,6 +30,7 @@ class RunSummary:
     n_kept: int = 0
     wall_s: float = 0.0
     unavailable: dict[str, str] = field(default_factory=dict)
+    scorer_failures: dict[str, str] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     reject_counts: dict[str, int] = field(default_factory=dict)
 
@@ -74,7 +75,7 @@ def _work(item: dict, recipe: dict, dataset_dir: str, score_columns: list[str]) 
     except Exception as e:  # a stage bug must not take the run down; the row says what happened
         res = _error_result(item, f"internal error while curating: {type(e).__name__}: {e}")
     meta = {"video_id": item["video_id"], "status": res.video["status"], "error": res.video.get("error"),
-            "unavailable": res.unavailable, "timings": res.timings, "seconds": time.perf_counter() - t0,
+            "unavailable": res.unavailable, "failures": res.failures, "timings": res.timings, "seconds": time.perf_counter() - t0,
             "n_clips": len(res.clips), "n_kept": sum(1 for c in res.clips if c["keep"])}
     PartStore(Path(dataset_dir)).write(item["video_id"], res.video, res.clips, score_columns, meta)
     return meta
@@ -131,6 +132,7 @@ def run_local(items: list[dict], recipe: dict, dataset_dir: Path, score_columns:
     for vid in (it["video_id"] for it in items):
         m = store.meta(vid)
         summary.unavailable.update(m.get("unavailable") or {})
+        summary.scorer_failures.update(m.get("failures") or {})
     statuses = vt.column("status").to_pylist()
     summary.n_ok = statuses.count("ok")
     summary.n_error = statuses.count("error")

@@ -35,6 +35,7 @@ class VideoResult:
     clips: list[dict]
     unavailable: dict[str, str] = field(default_factory=dict)   # scorer -> reason, for the run report
     timings: dict[str, float] = field(default_factory=dict)     # seconds per phase
+    failures: dict[str, str] = field(default_factory=dict)      # scorer -> a per-clip failure message
 
 
 def score_columns(recipe: dict) -> list[str]:
@@ -68,7 +69,7 @@ def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
     except _DecodeFailure as e:
         video.update(status="error", error=str(e))
         return VideoResult(video, [], timings=timings)
-    clips, unavailable = analysis
+    clips, unavailable, failures = analysis
     video["n_clips"] = sum(1 for c in clips if c["duration_s"] >= recipe["split"]["min_s"] - 1e-6)
     t1 = time.perf_counter()
     kept = [c for c in clips if c["keep"]]
@@ -90,7 +91,7 @@ def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
                 c["reject_reasons"] = list(c["reject_reasons"]) + ["write_failed"]
     timings["write"] = time.perf_counter() - t1
     video["n_kept"] = sum(1 for c in clips if c["keep"])
-    return VideoResult(video, clips, unavailable, timings)
+    return VideoResult(video, clips, unavailable, timings, failures)
 
 
 class _DecodeFailure(Exception):
@@ -169,7 +170,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path
                  n_scenes=ctx.n_scenes)
     timings["analyse"] = time.perf_counter() - t_decode - ctx.seconds_scoring
     timings["score"] = ctx.seconds_scoring
-    return ctx.clips, ctx.unavailable
+    return ctx.clips, ctx.unavailable, ctx.failures
 
 
 def _end_time(times: list[float], fps: float) -> float:
@@ -184,6 +185,7 @@ class _ClipContext:
         self.recipe, self.info, self.video, self.dataset_dir = recipe, info, video, dataset_dir
         self.clips: list[dict] = []
         self.unavailable: dict[str, str] = {}
+        self.failures: dict[str, str] = {}        # scorer -> last per-clip failure (clip rejected as :missing)
         self.n_scenes = 0
         self.seconds_scoring = 0.0
         self.end_time: float | None = None
@@ -237,9 +239,11 @@ class _ClipContext:
             res = detect_crop(frames, ocr=bool(crop_cfg.get("ocr", True)), ocr_frames=int(crop_cfg.get("ocr_frames", 3)))
             frames.crop = tuple(res.crop)
             out.update(res.as_record())
-        scores, unavailable = run_scorers(frames, list(self.recipe["scorers"]), self.recipe.get("scorer_params", {}))
+        scores, unavailable, failed = run_scorers(frames, list(self.recipe["scorers"]),
+                                                  self.recipe.get("scorer_params", {}))
         out.update(scores)
         self.unavailable.update(unavailable)
+        self.failures.update(failed)
         self._thumbnail(clip_id, frames)
         return out
 

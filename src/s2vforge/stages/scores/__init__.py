@@ -57,18 +57,21 @@ def _as_score(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -> tuple[dict, dict[str, str]]:
+def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -> tuple[dict, dict[str, str], dict[str, str]]:
     """Run each named scorer on the same frames.
 
-    Returns (scores, unavailable): `unavailable` maps a scorer name to the reason its columns
-    are None (backend missing, or the scorer failed on this clip). Bad clips are data: a scorer
-    exception never escapes. An unknown scorer name is a recipe error and raises ValueError.
+    Returns (scores, unavailable, failed). `unavailable` maps a scorer name to why its backend
+    cannot run at all (the run skips its filter and says so); `failed` maps a scorer name to
+    why it failed on *this* clip (the clip is rejected with `<column>:missing`). Bad clips are
+    data: a scorer exception never escapes. An unknown scorer name is a recipe error and
+    raises ValueError.
     """
     unknown = [n for n in names if n not in SCORERS]
     if unknown:
         raise ValueError(f"unknown scorer(s) {unknown}; known: {sorted(SCORERS)}")
     scores: dict = {}
     unavailable: dict[str, str] = {}
+    failed: dict[str, str] = {}
     for name in names:
         scorer = SCORERS[name]
         try:
@@ -79,8 +82,8 @@ def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -
             unavailable[name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the run
             scores.update(dict.fromkeys(scorer.columns))
-            unavailable[name] = f"{name} failed on clip {frames.clip_id}: {type(exc).__name__}: {exc}"
-    return scores, unavailable
+            failed[name] = f"{name} failed on clip {frames.clip_id}: {type(exc).__name__}: {exc}"
+    return scores, unavailable, failed
 
 
 __all__ = ["Scorer", "SCORERS", "run_scorers"]
