@@ -307,6 +307,8 @@ def main() -> int:
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
         print(name, json.dumps(res[name]), flush=True)
+        if args.out:                        # keep partial results if the run is cut short
+            Path(args.out).write_text(json.dumps({"env": env, "results": res}, indent=2))
     proj = project_open_domain(res)
     if args.out:
         Path(args.out).write_text(json.dumps({"env": env, "results": res, "open_domain_projection_s": proj}, indent=2))

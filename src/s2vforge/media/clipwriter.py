@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from .decode import frame_to_rgb, open_video
 
@@ -81,6 +82,7 @@ def _encode_one(frames, spec: ClipSpec, rotation: int, fps: float, eps: float, c
     if max_long_side and max(out_w, out_h) > max_long_side:
         scale = max_long_side / max(out_w, out_h)
     enc_w, enc_h = (max(2, int(out_w * scale) // 2 * 2), max(2, int(out_h * scale) // 2 * 2))
+    passthrough = rotation == 0 and (x0, y0) == (0, 0) and scale == 1.0
     spec.out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = spec.out_path.with_name(f".{spec.out_path.name}.part")
     n = 0
@@ -96,11 +98,15 @@ def _encode_one(frames, spec: ClipSpec, rotation: int, fps: float, eps: float, c
             if t >= spec.end_s - eps:
                 frames.push(frame)  # first frame of the next clip when clips are adjacent
                 break
-            rgb = frame_to_rgb(frame, None, int(round(frame.rotation or 0)) % 360 if rotation else 0)
-            rgb = rgb[y0:y1, x0:x1]
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            if (enc_w, enc_h) != (rgb.shape[1], rgb.shape[0]):
-                vf = vf.reformat(width=enc_w, height=enc_h)
+            if passthrough and frame.format.name == "yuv420p" and (frame.width, frame.height) == (enc_w, enc_h):
+                vf = frame                       # no crop, no rotation, no scaling: encode as decoded
+                vf.pict_type = av.video.frame.PictureType.NONE
+            else:
+                rgb = frame_to_rgb(frame, None, int(round(frame.rotation or 0)) % 360 if rotation else 0)
+                rgb = rgb[y0:y1, x0:x1]
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                if (enc_w, enc_h) != (rgb.shape[1], rgb.shape[0]):
+                    vf = vf.reformat(width=enc_w, height=enc_h)
             vf.pts = n
             for packet in ost.encode(vf):
                 out.mux(packet)
