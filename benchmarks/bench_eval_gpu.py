@@ -40,7 +40,7 @@ PROMPT = ("A man in a dark jacket walks his golden retriever along a sunlit park
 
 # Open domain workload (from Open-Domain_Eval.json): 180 videos, 90 FaceSim ids, 242 (video, reference)
 # pairs for NexusScore over 141 videos; 32 frames per video for aesthetic/GME/FaceSim/Nexus.
-OPEN = {"videos": 180, "facesim_videos": 90, "nexus_pairs": 242, "frames": 32}
+OPEN = {"videos": 180, "facesim_videos": 90, "nexus_videos": 141, "nexus_pairs": 242, "frames": 32}
 
 
 def sync(device: str) -> None:
@@ -63,9 +63,25 @@ def timed(fn, device: str, iters: int, warmup: int = 1) -> float:
     return float(np.median(ts))
 
 
+SMOKE = False   # --smoke: same code paths, one layer per stack (checks the script, times nothing real)
+
+
+def _shrink(config) -> None:
+    for sub in ("text_config", "vision_config", "backbone_config"):
+        if getattr(config, sub, None) is not None:
+            _shrink(getattr(config, sub))
+    for key, val in (("num_hidden_layers", 1), ("depth", 1), ("encoder_layers", 1), ("decoder_layers", 2)):
+        if hasattr(config, key):
+            setattr(config, key, val)
+    if hasattr(config, "depths"):
+        config.depths = [1] * len(config.depths)
+
+
 def build(cls, config, device: str, dtype):
     """Randomly initialised model directly on the device, in dtype (fast init on GPU)."""
     import torch
+    if SMOKE:
+        _shrink(config)
     prev = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -73,7 +89,7 @@ def build(cls, config, device: str, dtype):
             model = cls(config)
     finally:
         torch.set_default_dtype(prev)
-    return model.eval()
+    return model.to(device).eval()         # buffers some modules create on the CPU regardless
 
 
 def n_params(model) -> float:
@@ -128,15 +144,23 @@ def bench_gme(size, device, dtype, iters, batch):
     from tests.bench_models.tiny_models import qwen_like_tokenizer
     tok = qwen_like_tokenizer()
     model = build(Qwen2VLForConditionalGeneration, qwen2vl_real_config(size, tok), device, dtype)
-    ip = _qwen2vl_image_processor(Path("/nonexistent"), 256 * 28 * 28, 1280 * 28 * 28)
-    gme = GmeEmbedder(model, Qwen2VLInputs(tok, ip), device=device, dtype=dtype, batch_size=batch)
     fr = frames(batch)
-    s_img = timed(lambda: gme.embed_images(fr), device, iters)
     crops = [f[100:260, 200:420] for f in fr]                 # Nexus box crops: upscaled to >= 256 tokens
-    s_crop = timed(lambda: gme.embed_images(crops), device, iters)
-    s_txt = timed(lambda: gme.embed_texts([PROMPT], instruction=GME_QUERY_INSTRUCTION), device, iters)
-    out = {"model": f"GME-Qwen2-VL-{size.upper()} (GmeScore, Nexus crops)", "unit": "frames", "per_s": batch / s_img,
-           "crops_per_s": batch / s_crop, "prompt_s": s_txt, "batch": batch, "params_b": round(n_params(model), 2)}
+    out = {"model": f"GME-Qwen2-VL-{size.upper()} (GmeScore, Nexus crops)", "unit": "frames", "batch": batch,
+           "params_b": round(n_params(model), 2)}
+    for tag, fast in (("", False), ("_fast", True)):         # PIL processor (reference) / torchvision on device
+        if fast and not device.startswith("cuda"):
+            continue
+        ip = _qwen2vl_image_processor(Path("/nonexistent"), 256 * 28 * 28, 1280 * 28 * 28, fast=fast)
+        inputs = Qwen2VLInputs(tok, ip, device=device)
+        gme = GmeEmbedder(model, inputs, device=device, dtype=dtype, batch_size=batch)
+        from s2vforge.backends.gme import gme_fetch_image, gme_message
+        msgs = [gme_message(None, True, "x")] * len(fr)
+        out["preprocess_s" + tag] = timed(lambda: inputs(msgs, [gme_fetch_image(f) for f in fr]), device, iters)
+        out["per_s" + tag] = batch / timed(lambda: gme.embed_images(fr), device, iters)
+        out["crops_per_s" + tag] = batch / timed(lambda: gme.embed_images(crops), device, iters)
+        out["processor" + tag] = type(ip).__name__
+    out["prompt_s"] = timed(lambda: gme.embed_texts([PROMPT], instruction=GME_QUERY_INSTRUCTION), device, iters)
     del gme, model
     return out
 
@@ -145,23 +169,40 @@ def bench_owlv2(device, dtype, iters, _batch):
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor
     from s2vforge.backends.detection import Owlv2Detector
     from tests.bench_models.tiny_models import clip_like_tokenizer
+    procs = []
     try:
-        from transformers.models.owlv2.image_processing_pil_owlv2 import Owlv2ImageProcessorPil as ip_cls
+        from transformers.models.owlv2.image_processing_pil_owlv2 import Owlv2ImageProcessorPil
+        procs.append(("", Owlv2ImageProcessorPil))
     except ImportError:
-        from transformers import Owlv2ImageProcessor as ip_cls
+        pass
+    try:
+        import torchvision  # noqa: F401
+        from transformers import Owlv2ImageProcessor
+        if not procs or Owlv2ImageProcessor is not procs[0][1]:
+            procs.append(("_fast", Owlv2ImageProcessor))
+    except ImportError:
+        pass
     cfg = Owlv2Config(text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
                                        num_attention_heads=8, max_position_embeddings=16),
                       vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                                          num_attention_heads=12, image_size=960, patch_size=16), projection_dim=512)
     model = build(Owlv2ForObjectDetection, cfg, device, dtype)
     tok = clip_like_tokenizer(Path(tempfile.mkdtemp()))
-    det = Owlv2Detector(model, Owlv2Processor(image_processor=ip_cls(), tokenizer=tok), device=device, dtype=dtype)
-    fr = frames(2)
-    ref = fr[1][50:400, 100:500]
-    s_img = timed(lambda: det.detect(fr[0], prompt_image=ref), device, iters)
-    s_txt = timed(lambda: det.detect(fr[0], text="a dog"), device, iters)
-    out = {"model": "OWLv2 base/16 @960 (Nexus detector)", "unit": "detections (frame x ref)", "per_s": 1 / s_img,
-           "text_per_s": 1 / s_txt, "batch": 1, "params_b": round(n_params(model), 2)}
+    fr = frames(32)
+    refs = [fr[1][50:400, 100:500], fr[2][0:300, 300:800], fr[3][100:480, 0:380]]
+    out = {"model": "OWLv2 base/16 @960 (Nexus detector)", "unit": "detections (frame x ref)", "batch": 1,
+           "params_b": round(n_params(model), 2)}
+    for tag, ip_cls in procs:
+        det = Owlv2Detector(model, Owlv2Processor(image_processor=ip_cls(), tokenizer=tok), device=device, dtype=dtype)
+        out["processor" + tag] = ip_cls.__name__
+        out["per_s" + tag] = 1 / timed(lambda: det.detect(fr[0], prompt_image=refs[0]), device, iters)
+        out["text_per_s" + tag] = 1 / timed(lambda: det.detect(fr[0], text="a dog"), device, iters)
+        if device.startswith("cuda") or tag == "":
+            n = 32 if device.startswith("cuda") else 2
+            t1 = timed(lambda: det.detect_frames(fr[:n], refs[:1]), device, max(1, iters - 1))
+            t3 = timed(lambda: det.detect_frames(fr[:n], refs[:3]), device, max(1, iters - 1))
+            out["video_1ref_s" + tag] = t1 * 32 / n          # one video = 32 frames
+            out["video_extra_ref_s" + tag] = (t3 - t1) / 2 * 32 / n
     del det, model
     return out
 
@@ -232,8 +273,12 @@ def bench_qalign_proxy(device, dtype, iters, batch):
             vit(pixel_values=px)
             lm(input_ids=ids)
     s = timed(run, device, iters)
+    from s2vforge.backends.qalign import owl2_pixels
+    fr = frames(8)
+    pre = timed(lambda: owl2_pixels(fr), "cpu", 1) / len(fr)
     out = {"model": "Q-Align proxy (LLaMA-2-7B + ViT-L/14@448 x3)", "unit": "frames (3-frame windows)",
-           "per_s": batch / s, "batch": batch, "params_b": round(n_params(lm) + n_params(vit), 2)}
+           "per_s": 1 / (s / batch + pre), "model_only_per_s": batch / s, "preprocess_s_per_frame": pre,
+           "batch": batch, "params_b": round(n_params(lm) + n_params(vit), 2)}
     del lm, vit
     return out
 
@@ -249,13 +294,21 @@ BENCHES = {
 }
 
 
-def project_open_domain(res: dict, frames_per_video: int = 81, boxes_per_detection: float = 1.0) -> dict:
-    """Seconds per metric for the Open domain (180 videos) from measured rates; None if unmeasured."""
+def project_open_domain(res: dict, frames_per_video: int = 81, boxes_per_detection: float = 1.0,
+                        fast: bool = False) -> dict:
+    """Seconds per metric for the Open domain (180 videos) from measured rates (unmeasured: left out).
+
+    fast=False: reference preprocessing (PIL processors on the CPU) and Nexus as the original loops
+    (one detector call per frame x reference). fast=True: torchvision processors on the GPU and
+    Nexus through detect_frames (each frame and reference embedded once, frames batched)."""
     f = OPEN["frames"]
+    tag = "_fast" if fast else ""
 
     def rate(k, key="per_s"):
         r = res.get(k)
-        return r.get(key) if r and "error" not in r else None
+        if not r or "error" in r:
+            return None
+        return r.get(key + tag) or r.get(key)
     gme = "gme7b" if rate("gme7b") else "gme2b"
     out = {}
     if rate("clip_l"):
@@ -264,14 +317,19 @@ def project_open_domain(res: dict, frames_per_video: int = 81, boxes_per_detecti
         out["gme"] = OPEN["videos"] * (f / rate(gme) + res[gme]["prompt_s"])
     if rate("ir101"):
         out["facesim (embedding only)"] = OPEN["facesim_videos"] * (f + 1) / rate("ir101")
-    if rate("owlv2") and rate(gme, "crops_per_s"):
-        calls = OPEN["nexus_pairs"] * f
-        out["nexus (owlv2 + gme crops)"] = calls / rate("owlv2") + calls * boxes_per_detection / rate(gme, "crops_per_s")
+    if rate(gme, "crops_per_s"):
+        crops = OPEN["nexus_pairs"] * f * boxes_per_detection / rate(gme, "crops_per_s")
+        if fast and rate("owlv2", "video_1ref_s"):
+            det = OPEN["nexus_videos"] * rate("owlv2", "video_1ref_s") + \
+                (OPEN["nexus_pairs"] - OPEN["nexus_videos"]) * rate("owlv2", "video_extra_ref_s")
+            out["nexus (owlv2 batched + gme crops)"] = det + crops
+        elif rate("owlv2"):
+            out["nexus (owlv2 per call + gme crops)"] = OPEN["nexus_pairs"] * f / rate("owlv2") + crops
     if rate("qalign_proxy"):
         out["smoothness (q-align proxy)"] = OPEN["videos"] * frames_per_video / rate("qalign_proxy")
     out["total"] = sum(out.values())
     out["assumptions"] = {"frames_per_video_for_smoothness": frames_per_video, "boxes_per_detection": boxes_per_detection,
-                          "gme_size": gme}
+                          "gme_size": gme, "preprocessing": "torchvision on device" if fast else "reference (PIL, CPU)"}
     return out
 
 
@@ -283,7 +341,10 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--batch", type=int, default=None, help="override the per-model batch")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--smoke", action="store_true", help="one layer per stack: check the script quickly")
     args = ap.parse_args()
+    global SMOKE
+    SMOKE = args.smoke
     import torch
     import transformers
     dtype = getattr(torch, args.dtype)
@@ -309,7 +370,7 @@ def main() -> int:
         print(name, json.dumps(res[name]), flush=True)
         if args.out:                        # keep partial results if the run is cut short
             Path(args.out).write_text(json.dumps({"env": env, "results": res}, indent=2))
-    proj = project_open_domain(res)
+    proj = {"reference": project_open_domain(res), "fast": project_open_domain(res, fast=True)}
     if args.out:
         Path(args.out).write_text(json.dumps({"env": env, "results": res, "open_domain_projection_s": proj}, indent=2))
     print(f"\n{'model':48s} {'rate':>14s}  unit")
@@ -317,10 +378,12 @@ def main() -> int:
         if "error" in r:
             print(f"{name:48s} ERROR {r['error'][:80]}")
             continue
-        extra = "".join(f"  {k}={r[k]:.2f}" for k in ("crops_per_s", "text_per_s", "prompt_s") if k in r)
+        extra = "".join(f"  {k}={r[k]:.3g}" for k in r if k not in ("model", "unit", "per_s", "batch", "params_b")
+                        and isinstance(r[k], float))
         print(f"{r['model']:48s} {r['per_s']:10.2f}/s  {r['unit']}{extra}")
-    print("\nOpen domain projection (s):", json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
-                                                      for k, v in proj.items()}))
+    for k, p in proj.items():
+        print(f"\nOpen domain projection, {k} (s):", json.dumps({m: (round(v, 1) if isinstance(v, float) else v)
+                                                                for m, v in p.items()}))
     return 0
 
 

@@ -106,6 +106,16 @@ def test_owlv2_and_grounding_dino_run_through_public_loaders(tiny_dirs, media):
         assert 0 < len(det) <= 100 and det.boxes.shape[1] == 4
         assert (det.boxes[:, [0, 2]] <= frame.shape[1]).all() and (det.boxes[:, [1, 3]] <= frame.shape[0]).all()
         assert (det.boxes[:, 2] > det.boxes[:, 0]).all() and (det.boxes[:, 3] > det.boxes[:, 1]).all()
+    # batched path (each frame / prompt embedded once) == the per-(frame, prompt) reference call
+    fr = [frame, frame[::-1].copy(), frame[:200]]
+    prompts = [frame[50:200, 100:300], frame[150:300, 200:450]]
+    batched = owl.detect_frames(fr, prompts, batch_size=2)
+    for f, row in zip(fr, batched):
+        for p, det in zip(prompts, row):
+            ref = owl.detect(f, prompt_image=p)
+            assert len(det) == len(ref)
+            np.testing.assert_allclose(det.scores, ref.scores, atol=1e-5)
+            np.testing.assert_allclose(det.boxes, ref.boxes, atol=1e-3)
     gd = load_detector("grounding-dino", tiny_dirs("gdino"), score_thr=0.0)
     assert not gd.supports_image_prompts
     det = gd.detect(frame, text="dog")

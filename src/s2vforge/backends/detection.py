@@ -138,8 +138,55 @@ class Owlv2Detector:
             model = Owlv2ForObjectDetection.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
         return cls(model, AutoProcessor.from_pretrained(str(root)), device, torch_dtype, **kw)
 
-    def _pixels(self, image):
-        return self.processor.image_processor(images=_pil(image), return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
+    def _pixels(self, images):
+        """Processor output on the device. torchvision-backed ("fast") processors run on the device
+        themselves (`device=`); the PIL/scipy one runs on the CPU (identical maths, slower)."""
+        ims = [_pil(im) for im in (images if isinstance(images, (list, tuple)) else [images])]
+        ip = self.processor.image_processor
+        kw = {"device": self.device} if not type(ip).__name__.endswith("Pil") and str(self.device) != "cpu" else {}
+        try:
+            px = ip(images=ims, return_tensors="pt", **kw)["pixel_values"]
+        except (TypeError, ValueError):
+            px = ip(images=ims, return_tensors="pt")["pixel_values"]
+        return px.to(self.device, self.dtype)
+
+    def _frame_features(self, pixel_values):
+        """(image_feats (B, P, D), boxes (B, P, 4) cxcywh) of frames, computed once for every prompt."""
+        fmap = self.model.image_embedder(pixel_values=pixel_values)[0]
+        b, h, w, d = fmap.shape
+        feats = fmap.reshape(b, h * w, d)
+        return feats, self.model.box_predictor(feats, fmap)
+
+    def query_embedding(self, prompt_image):
+        """(1, 1, D) class embedding of the prompt image's best box (as image_guided_detection)."""
+        import torch
+        with torch.inference_mode():
+            fmap = self.model.image_embedder(pixel_values=self._pixels(prompt_image))[0]
+            b, h, w, d = fmap.shape
+            return self.model.embed_image_query(fmap.reshape(b, h * w, d), fmap)[0]
+
+    def detect_frames(self, frames, prompt_images, batch_size: int = 8) -> list[list[Detections]]:
+        """detect(frame, prompt_image=ref) for every frame x prompt image, with each frame and each
+        prompt embedded once and frames batched: the same detections, far fewer tower passes."""
+        import torch
+        queries = torch.cat([self.query_embedding(p) for p in prompt_images], dim=1)      # (1, R, D)
+        out: list[list[Detections]] = []
+        for s in range(0, len(frames), batch_size):
+            chunk = frames[s:s + batch_size]
+            with torch.inference_mode():
+                feats, boxes = self._frame_features(self._pixels(list(chunk)))
+                logits = self.model.class_predictor(feats, queries.expand(len(chunk), -1, -1))[0]   # (B, P, R)
+                scores = torch.sigmoid(logits.float()).cpu().numpy()
+                boxes = boxes.float().cpu().numpy()
+            for f, frame in enumerate(chunk):
+                h, w = frame.shape[:2]
+                xyxy_all = cxcywh_to_xyxy(boxes[f], float(max(h, w)), float(max(h, w)))
+                row = []
+                for r in range(scores.shape[2]):
+                    xyxy, sc = clip_to_image(xyxy_all, scores[f, :, r], w, h)
+                    row.append(postprocess(xyxy, sc, self.score_thr, self.nms_iou, self.max_boxes))
+                out.append(row)
+        return out
 
     def detect(self, image: np.ndarray, *, text: str | None = None, prompt_image: np.ndarray | None = None) -> Detections:
         import torch

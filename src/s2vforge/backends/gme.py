@@ -136,13 +136,21 @@ def gme_message(text: str | None, with_image: bool, instruction: str) -> str:
             f"<|im_start|>assistant\n<|endoftext|>")
 
 
-def _qwen2vl_image_processor(model_dir: Path, min_pixels: int, max_pixels: int):
-    """The PIL ("slow") Qwen2-VL image processor, as the 2024 GME release used; it also works
-    without torchvision. Falls back to the auto class on transformers versions without it."""
-    try:
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as cls
-    except ImportError:  # transformers 4.x: the default class is the PIL one
-        from transformers import Qwen2VLImageProcessor as cls
+def _qwen2vl_image_processor(model_dir: Path, min_pixels: int, max_pixels: int, fast: bool = False):
+    """The PIL ("slow") Qwen2-VL image processor by default, as the 2024 GME release used (it also
+    works without torchvision). `fast=True` takes the torchvision one, which can run on the GPU
+    (bicubic resize in torch: embeddings differ slightly from the PIL path)."""
+    cls = None
+    if fast:
+        try:
+            from transformers import Qwen2VLImageProcessorFast as cls          # transformers 4.x
+        except ImportError:
+            from transformers import Qwen2VLImageProcessor as cls              # 5.x: torchvision backend
+    if cls is None:
+        try:
+            from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as cls
+        except ImportError:  # transformers 4.x: the default class is the PIL one
+            from transformers import Qwen2VLImageProcessor as cls
     if (model_dir / "preprocessor_config.json").is_file():
         return cls.from_pretrained(str(model_dir), min_pixels=min_pixels, max_pixels=max_pixels)
     return cls(min_pixels=min_pixels, max_pixels=max_pixels)
@@ -153,26 +161,36 @@ class Qwen2VLInputs:
     of merged visual tokens ourselves (what Qwen2VLProcessor does, minus its video processor,
     which needs torchvision)."""
 
-    def __init__(self, tokenizer, image_processor, max_length: int = GME_MAX_LENGTH) -> None:
+    def __init__(self, tokenizer, image_processor, max_length: int = GME_MAX_LENGTH, device: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"      # gme_inference.py
         self.image_processor = image_processor
         self.max_length = max_length
         self.merge = int(getattr(image_processor, "merge_size", 2))
+        # torchvision-backed processors can preprocess on the GPU (others ignore or refuse `device`)
+        on_gpu = device is not None and str(device) != "cpu" and not type(image_processor).__name__.endswith("Pil")
+        self.ip_kwargs = {"device": device} if on_gpu else {}
 
     @classmethod
     def from_dir(cls, model_dir: Path, min_image_tokens: int = GME_MIN_IMAGE_TOKENS,
-                 max_image_tokens: int = GME_MAX_IMAGE_TOKENS, max_length: int = GME_MAX_LENGTH):
+                 max_image_tokens: int = GME_MAX_IMAGE_TOKENS, max_length: int = GME_MAX_LENGTH,
+                 fast_preprocess: bool = False, device: str | None = None):
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(str(model_dir))
-        ip = _qwen2vl_image_processor(model_dir, min_image_tokens * 28 * 28, max_image_tokens * 28 * 28)
-        return cls(tok, ip, max_length)
+        ip = _qwen2vl_image_processor(model_dir, min_image_tokens * 28 * 28, max_image_tokens * 28 * 28, fast_preprocess)
+        return cls(tok, ip, max_length, device)
 
     def __call__(self, messages: list[str], images: list | None):
         """Batch tensors: input_ids, attention_mask and, with images, pixel_values + image_grid_thw."""
         out: dict = {}
         if images:
-            px = self.image_processor(images=images, return_tensors="pt")
+            try:
+                px = self.image_processor(images=images, return_tensors="pt", **self.ip_kwargs)
+            except (TypeError, ValueError):
+                if not self.ip_kwargs:
+                    raise
+                self.ip_kwargs = {}
+                px = self.image_processor(images=images, return_tensors="pt")
             out["pixel_values"], out["image_grid_thw"] = px["pixel_values"], px["image_grid_thw"]
             counts = iter(int(g.prod()) // (self.merge ** 2) for g in px["image_grid_thw"])
             # images are consumed in order, one per placeholder, across all messages
@@ -242,7 +260,8 @@ class GmeEmbedder:
     @classmethod
     def from_dir(cls, model_dir: str | os.PathLike | None = None, variant: str = "7b", device: str = "cpu",
                  dtype=None, batch_size: int = 8, min_image_tokens: int = GME_MIN_IMAGE_TOKENS,
-                 max_image_tokens: int = GME_MAX_IMAGE_TOKENS, attn_implementation: str | None = "sdpa") -> "GmeEmbedder":
+                 max_image_tokens: int = GME_MAX_IMAGE_TOKENS, attn_implementation: str | None = "sdpa",
+                 fast_preprocess: bool = False) -> "GmeEmbedder":
         local, repo = GME_MODELS[variant.lower()]
         root = find_model_dir(local, repo, explicit=model_dir, model_label=f"GME {repo}")
         require_torch_transformers(f"GME {repo} (torch + transformers)")
@@ -254,7 +273,8 @@ class GmeEmbedder:
         with quiet_transformers():
             model = Qwen2VLForConditionalGeneration.from_pretrained(str(root), **kwargs)
         model = model.to(device).eval()
-        inputs = Qwen2VLInputs.from_dir(root, min_image_tokens, max_image_tokens)
+        inputs = Qwen2VLInputs.from_dir(root, min_image_tokens, max_image_tokens, fast_preprocess=fast_preprocess,
+                                        device=device)
         return cls(model, inputs, device, torch_dtype, batch_size, label=repo)
 
     def _forward(self, messages: list[str], images: list | None) -> np.ndarray:

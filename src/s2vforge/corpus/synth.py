@@ -363,7 +363,7 @@ def stitch(path_out: str | Path, segments: Sequence, fps: float, size: tuple[int
             lengths.append(count)
 
     write_video(path_out, chain(), fps, **write_kw)
-    return [int(c) for c in np.cumsum(lengths)[:-1] if 0 < c < sum(lengths)]
+    return sorted({int(c) for c in np.cumsum(lengths)[:-1] if 0 < c < sum(lengths)})
 
 
 # ------------------------------------------------------------------ demo corpus

@@ -240,13 +240,14 @@ class _TransNetStream:
         self.threshold = float(threshold)
         self.min_len = int(min_scene_len_frames)
         self.batch_windows = max(1, int(batch_windows))
-        self.buf: list[np.ndarray] = []     # padded frame buffer, starts at padded position `offset`
-        self.idx: list[int] = []            # caller frame index of each buffered real frame (or -1 pad)
+        # sliding buffer of the padded stream; positions < 25 are already predicted (context)
+        self.buf: list[np.ndarray] = []
+        self.idx: list[int] = []            # caller frame index of each buffered frame (-1: padding)
         self.n_real = 0
         self.probs: list[float] = []        # per real frame, in order
         self.indices: list[int] = []        # caller frame index per prob
         self._above_prev = False
-        self._last_cut = 0
+        self._last_cut: int | None = None   # the first frame, then each emitted cut
 
     def _run(self, windows: list[np.ndarray]) -> np.ndarray:
         import torch
@@ -290,6 +291,7 @@ class _TransNetStream:
         if self.n_real == 0:
             self.buf.extend([frame_rgb_48x27] * 25)
             self.idx.extend([-1] * 25)
+            self._last_cut = frame_index
         self.buf.append(frame_rgb_48x27)
         self.idx.append(frame_index)
         self.n_real += 1

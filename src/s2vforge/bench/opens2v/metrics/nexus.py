@@ -117,11 +117,16 @@ class NexusScore:
         ref_imgs = {i: load_rgb(sample.ref_paths[i]) for i, _ in refs}
         crops, conf, ref_of_crop, label_of_crop = [], [], [], []
         frames_with_det = n_boxes = n_tiny = 0
-        for frame in video.uniform(self.n_frames):
+        frames = video.uniform(self.n_frames)
+        if mode == "image" and hasattr(self.detector, "detect_frames"):
+            # same detections as the per-(frame, reference) loop, each frame/reference embedded once
+            per_frame = self.detector.detect_frames(list(frames), [ref_imgs[i] for i, _ in refs])
+        else:
+            per_frame = [[(self.detector.detect(fr, prompt_image=ref_imgs[i]) if mode == "image"
+                           else self.detector.detect(fr, text=label)) for i, label in refs] for fr in frames]
+        for frame, dets in zip(frames, per_frame):
             found = False
-            for i, label in refs:
-                det = (self.detector.detect(frame, prompt_image=ref_imgs[i]) if mode == "image"
-                       else self.detector.detect(frame, text=label))
+            for (i, label), det in zip(refs, dets):
                 if len(det) and not found:
                     frames_with_det += 1
                     found = True
