@@ -88,7 +88,8 @@ def _encode_one(frames, spec: ClipSpec, rotation: int, fps: float, eps: float, c
     n = 0
     out = av.open(str(tmp), mode="w", format="mp4")
     try:
-        ost = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        rate = Fraction(fps).limit_denominator(1001)
+        ost = out.add_stream("libx264", rate=rate)
         ost.width, ost.height, ost.pix_fmt = enc_w, enc_h, "yuv420p"
         ost.options = {"crf": str(crf), "preset": preset}
         for frame in frames:
@@ -101,6 +102,7 @@ def _encode_one(frames, spec: ClipSpec, rotation: int, fps: float, eps: float, c
             if passthrough and frame.format.name == "yuv420p" and (frame.width, frame.height) == (enc_w, enc_h):
                 vf = frame                       # no crop, no rotation, no scaling: encode as decoded
                 vf.pict_type = av.video.frame.PictureType.NONE
+                vf.time_base = 1 / rate          # pts below count output frames, not source ticks
             else:
                 rgb = frame_to_rgb(frame, None, int(round(frame.rotation or 0)) % 360 if rotation else 0)
                 rgb = rgb[y0:y1, x0:x1]

@@ -6,6 +6,10 @@ from collections.abc import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+# one swscale context cache per process: PyAV's frame.reformat builds a new one per call
+_REFORMATTER = VideoReformatter()
 
 
 def av_open(path: str | bytes | os.PathLike):
@@ -46,7 +50,8 @@ def frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, rotation: i
         w, h = size
         if rotation in (90, 270):
             w, h = h, w
-        arr = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+        arr = _REFORMATTER.reformat(frame, width=w, height=h, format="rgb24",
+                                    interpolation=Interpolation.AREA).to_ndarray()
     if rotation:
         # PyAV reports the display matrix angle counter-clockwise; turning the coded picture
         # counter-clockwise by it gives what ffmpeg displays (checked against ffmpeg's autorotate).
