@@ -170,6 +170,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path
                  n_scenes=ctx.n_scenes)
     timings["analyse"] = time.perf_counter() - t_decode - ctx.seconds_scoring
     timings["score"] = ctx.seconds_scoring
+    timings.update({f"score.{k}": v for k, v in ctx.timings.items()})
     return ctx.clips, ctx.unavailable, ctx.failures
 
 
@@ -186,6 +187,7 @@ class _ClipContext:
         self.clips: list[dict] = []
         self.unavailable: dict[str, str] = {}
         self.failures: dict[str, str] = {}        # scorer -> last per-clip failure (clip rejected as :missing)
+        self.timings: dict[str, float] = {}       # seconds per crop/scorer, inside "score"
         self.n_scenes = 0
         self.seconds_scoring = 0.0
         self.end_time: float | None = None
@@ -236,11 +238,13 @@ class _ClipContext:
         out: dict = {}
         crop_cfg = self.recipe["crop"]
         if crop_cfg.get("enabled", True):
+            t_crop = time.perf_counter()
             res = detect_crop(frames, ocr=bool(crop_cfg.get("ocr", True)), ocr_frames=int(crop_cfg.get("ocr_frames", 3)))
             frames.crop = tuple(res.crop)
+            self.timings["crop"] = self.timings.get("crop", 0.0) + time.perf_counter() - t_crop
             out.update(res.as_record())
         scores, unavailable, failed = run_scorers(frames, list(self.recipe["scorers"]),
-                                                  self.recipe.get("scorer_params", {}))
+                                                  self.recipe.get("scorer_params", {}), self.timings)
         out.update(scores)
         self.unavailable.update(unavailable)
         self.failures.update(failed)

@@ -9,6 +9,7 @@ Keep ranges live in the recipes, not here; the defaults they use are noted in ea
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -57,14 +58,15 @@ def _as_score(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -> tuple[dict, dict[str, str], dict[str, str]]:
+def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict],
+                timings: dict[str, float] | None = None) -> tuple[dict, dict[str, str], dict[str, str]]:
     """Run each named scorer on the same frames.
 
     Returns (scores, unavailable, failed). `unavailable` maps a scorer name to why its backend
     cannot run at all (the run skips its filter and says so); `failed` maps a scorer name to
     why it failed on *this* clip (the clip is rejected with `<column>:missing`). Bad clips are
     data: a scorer exception never escapes. An unknown scorer name is a recipe error and
-    raises ValueError.
+    raises ValueError. `timings`, when given, accumulates seconds per scorer.
     """
     unknown = [n for n in names if n not in SCORERS]
     if unknown:
@@ -74,6 +76,7 @@ def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -
     failed: dict[str, str] = {}
     for name in names:
         scorer = SCORERS[name]
+        t0 = time.perf_counter()
         try:
             out = scorer.fn(frames, **(params or {}).get(name, {}))
             scores.update({col: _as_score(out.get(col)) for col in scorer.columns})
@@ -83,6 +86,8 @@ def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict]) -
         except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the run
             scores.update(dict.fromkeys(scorer.columns))
             failed[name] = f"{name} failed on clip {frames.clip_id}: {type(exc).__name__}: {exc}"
+        if timings is not None:
+            timings[f"score_{name}"] = timings.get(f"score_{name}", 0.0) + time.perf_counter() - t0
     return scores, unavailable, failed
 
 

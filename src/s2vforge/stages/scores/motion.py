@@ -53,17 +53,23 @@ def mean_flow_magnitude(a: np.ndarray, b: np.ndarray, width: int = FLOW_WIDTH) -
     return float((magnitude * texture).sum() / total) if total > 0 else float(magnitude.mean())
 
 
-def score_motion(frames: ClipFrames, width: int = FLOW_WIDTH) -> dict:
+# ours: flow on 8 evenly spread frame pairs per clip bounds the cost of long clips
+MAX_PAIRS = 8
+
+
+def score_motion(frames: ClipFrames, width: int = FLOW_WIDTH, max_pairs: int = MAX_PAIRS) -> dict:
     n = min(len(frames.rgb), len(frames.next_rgb))
     if n == 0:
         return {"score_motion": None}
-    firsts = frames.cropped(frames.rgb[:n])
-    seconds = frames.cropped(frames.next_rgb[:n])
+    chosen = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(max_pairs, n))})
+    firsts = frames.cropped([frames.rgb[i] for i in chosen])
+    seconds = frames.cropped([frames.next_rgb[i] for i in chosen])
+    next_dt = [frames.next_dt[i] if i < len(frames.next_dt) else None for i in chosen]
     interval = 1.0 / frames.fps if frames.fps and frames.fps > 0 else None
     values = []
     for i, (a, b) in enumerate(zip(firsts, seconds)):
         magnitude = mean_flow_magnitude(a, b, width)
-        dt = frames.next_dt[i] if i < len(frames.next_dt) else None
+        dt = next_dt[i]
         if interval and dt and dt > 0:
             magnitude *= min(max(interval / dt, 1 / MAX_DT_RESCALE), MAX_DT_RESCALE)
         values.append(magnitude)
