@@ -110,12 +110,10 @@ def bench_clip_l(device, dtype, iters, batch):
     cfg = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                            image_size=224, patch_size=14, projection_dim=768)
     vision = build(CLIPVisionModelWithProjection, cfg, device, dtype)
-    import torch
     pred = AestheticPredictor(vision, _clip_image_processor(Path("/nonexistent")), build_aesthetic_mlp().to(device),
                               device=device, dtype=dtype)
     fr = frames(batch)
     s = timed(lambda: pred.predict(fr, batch_size=batch), device, iters)
-    del pred, vision
     return {"model": "CLIP ViT-L/14 + LAION MLP (aesthetic)", "unit": "frames", "per_s": batch / s, "batch": batch,
             "params_b": 0.30}
 
@@ -161,7 +159,6 @@ def bench_gme(size, device, dtype, iters, batch):
         out["crops_per_s" + tag] = batch / timed(lambda: gme.embed_images(crops), device, iters)
         out["processor" + tag] = type(ip).__name__
     out["prompt_s"] = timed(lambda: gme.embed_texts([PROMPT], instruction=GME_QUERY_INSTRUCTION), device, iters)
-    del gme, model
     return out
 
 
@@ -176,7 +173,7 @@ def bench_owlv2(device, dtype, iters, _batch):
     except ImportError:
         pass
     try:
-        import torchvision  # noqa: F401
+        import torchvision  # noqa: F401  (the torchvision-backed processor needs it)
         from transformers import Owlv2ImageProcessor
         if not procs or Owlv2ImageProcessor is not procs[0][1]:
             procs.append(("_fast", Owlv2ImageProcessor))
@@ -203,7 +200,6 @@ def bench_owlv2(device, dtype, iters, _batch):
             t3 = timed(lambda: det.detect_frames(fr[:n], refs[:3]), device, max(1, iters - 1))
             out["video_1ref_s" + tag] = t1 * 32 / n          # one video = 32 frames
             out["video_extra_ref_s" + tag] = (t3 - t1) / 2 * 32 / n
-    del det, model
     return out
 
 
@@ -227,7 +223,6 @@ def bench_gdino(device, dtype, iters, _batch):
     s = timed(lambda: det.detect(fr[0], text="dog"), device, iters)
     out = {"model": "Grounding DINO base (Swin-B, text prompt)", "unit": "detections (frame x ref)", "per_s": 1 / s,
            "batch": 1, "params_b": round(n_params(model), 2)}
-    del det, model
     return out
 
 
@@ -254,7 +249,6 @@ def bench_ir101(device, dtype, iters, batch):
         backend = "onnxruntime"
     out = {"model": f"IR-101 CurricularFace ({backend}, FaceSim)", "unit": "faces", "per_s": batch / s, "batch": batch,
            "params_b": round(n_params(model), 3)}
-    del model
     return out
 
 
@@ -279,7 +273,6 @@ def bench_qalign_proxy(device, dtype, iters, batch):
     out = {"model": "Q-Align proxy (LLaMA-2-7B + ViT-L/14@448 x3)", "unit": "frames (3-frame windows)",
            "per_s": 1 / (s / batch + pre), "model_only_per_s": batch / s, "preprocess_s_per_frame": pre,
            "batch": batch, "params_b": round(n_params(lm) + n_params(vit), 2)}
-    del lm, vit
     return out
 
 

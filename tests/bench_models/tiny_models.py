@@ -158,7 +158,7 @@ SCRFD_STRIDES = (8, 16, 32)
 
 
 def scrfd_outputs_with_one_face(det_size: int, stride: int, gy: int, gx: int, anchor: int, dist: tuple,
-                                kps_dist: "np.ndarray", score: float = 0.9):
+                                kps_dist, score: float = 0.9):
     """The 9 SCRFD head tensors (scores, box distances, keypoint distances per stride; 2 anchors)
     with a single confident anchor; distances are in stride units, as the network predicts them."""
     import numpy as np

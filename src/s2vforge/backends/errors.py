@@ -20,5 +20,14 @@ class BackendUnavailable(RuntimeError):
         super().__init__(msg)
 
 
+    @classmethod
+    def from_message(cls, message: str) -> "BackendUnavailable":
+        """Rebuild an error from its message (for failures cached per process)."""
+        err = cls.__new__(cls)
+        RuntimeError.__init__(err, message)
+        err.model, err.looked_in, err.how_to = "", [], ""
+        return err
+
+
 class ModelNotFound(BackendUnavailable):
     """Reference weights are not on disk."""

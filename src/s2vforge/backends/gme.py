@@ -379,10 +379,12 @@ class ClipEmbedder:
 
 
 def load_image_text_embedder(backend: str = "gme", model_dir: str | os.PathLike | None = None, variant: str = "7b",
-                             device: str = "cpu", dtype=None, batch_size: int | None = None) -> ImageTextEmbedder:
+                             device: str = "cpu", dtype=None, batch_size: int | None = None,
+                             fast_preprocess: bool = False) -> ImageTextEmbedder:
     """`gme` (reference, GME-Qwen2-VL) or `clip` (stand-in, not comparable)."""
     if backend == "gme":
-        return GmeEmbedder.from_dir(model_dir, variant=variant, device=device, dtype=dtype, batch_size=batch_size or 8)
+        return GmeEmbedder.from_dir(model_dir, variant=variant, device=device, dtype=dtype, batch_size=batch_size or 8,
+                                    fast_preprocess=fast_preprocess)
     if backend == "clip":
         return ClipEmbedder.from_dir(model_dir, device=device, dtype=dtype, batch_size=batch_size or 32)
     raise ValueError(f"unknown image-text embedder backend {backend!r} (expected 'gme' or 'clip')")

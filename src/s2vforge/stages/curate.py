@@ -243,8 +243,12 @@ class _ClipContext:
             frames.crop = tuple(res.crop)
             self.timings["crop"] = self.timings.get("crop", 0.0) + time.perf_counter() - t_crop
             out.update(res.as_record())
-        scores, unavailable, failed = run_scorers(frames, list(self.recipe["scorers"]),
-                                                  self.recipe.get("scorer_params", {}), self.timings)
+        # a backend found unavailable on an earlier clip is not tried again on every clip
+        names = [n for n in self.recipe["scorers"] if n not in self.unavailable]
+        scores, unavailable, failed = run_scorers(frames, names, self.recipe.get("scorer_params", {}), self.timings)
+        for name in self.recipe["scorers"]:
+            if name in self.unavailable:
+                scores.update(dict.fromkeys(SCORERS[name].columns))
         out.update(scores)
         self.unavailable.update(unavailable)
         self.failures.update(failed)

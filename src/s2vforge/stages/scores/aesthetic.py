@@ -30,10 +30,12 @@ def load_predictor(clip_dir=None, mlp_path=None, device: str = "cpu", dtype=None
             try:
                 _CACHE[key] = AestheticPredictor.from_dirs(clip_dir, mlp_path, device=device, dtype=dtype)
             except BackendUnavailable as exc:
-                _CACHE[key] = exc
+                _CACHE[key] = str(exc)
         cached = _CACHE[key]
-    if isinstance(cached, BackendUnavailable):
-        raise cached
+    if isinstance(cached, str):
+        # a fresh exception per call: re-raising one cached instance chains every caller's
+        # traceback onto it and keeps each clip's frames alive (a leak of ~200 MB per video)
+        raise BackendUnavailable.from_message(cached)
     return cached
 
 

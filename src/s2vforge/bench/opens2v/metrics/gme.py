@@ -24,7 +24,8 @@ class GmeScore:
     comparable = True
 
     def __init__(self, backend: str = "gme", model_dir=None, variant: str = "7b", device: str = "cpu", dtype=None,
-                 n_frames: int = N_FRAMES, batch_size: int | None = None, embedder=None) -> None:
+                 n_frames: int = N_FRAMES, batch_size: int | None = None, fast_preprocess: bool = False,
+                 embedder=None) -> None:
         if backend not in ("gme", "clip"):
             raise ValueError(f"GmeScore backend must be 'gme' or 'clip' (got {backend!r})")
         self.backend = backend
@@ -33,13 +34,15 @@ class GmeScore:
         self.model_dir, self.variant = model_dir, variant
         self.device, self.dtype = device, dtype
         self.n_frames, self.batch_size = n_frames, batch_size
+        self.fast_preprocess = fast_preprocess      # torchvision image processor on the GPU (see backends.gme)
         self.embedder = embedder
 
     def load(self) -> None:
         if self.embedder is None:
             from ....backends.gme import load_image_text_embedder
             self.embedder = load_image_text_embedder(self.backend, self.model_dir, variant=self.variant,
-                                                     device=self.device, dtype=self.dtype, batch_size=self.batch_size)
+                                                     device=self.device, dtype=self.dtype, batch_size=self.batch_size,
+                                                     fast_preprocess=self.fast_preprocess)
 
     def applies_to(self, sample: Sample) -> bool:
         return bool(sample.prompt)

@@ -74,7 +74,8 @@ class NexusScore:
     def __init__(self, detector: str = "owlv2", embedder: str = "gme", detector_dir=None, gme_dir=None,
                  variant: str = "7b", prompt: str | None = None, device: str = "cpu", dtype=None,
                  n_frames: int = N_FRAMES, keep_conf: float = KEEP_DET_CONF, keep_text: float = KEEP_TEXT_SIM,
-                 detector_obj=None, embedder_obj=None, model_dir=None, backend: str | None = None) -> None:
+                 fast_preprocess: bool = False, detector_obj=None, embedder_obj=None, model_dir=None,
+                 backend: str | None = None) -> None:
         if backend is not None:          # the runner's generic `backend=` option names the detector
             detector = backend
         if embedder not in ("gme", "clip"):
@@ -86,6 +87,7 @@ class NexusScore:
         self.prompt = prompt              # "image" | "text" | None (image when the detector supports it)
         self.device, self.dtype = device, dtype
         self.n_frames, self.keep_conf, self.keep_text = n_frames, keep_conf, keep_text
+        self.fast_preprocess = fast_preprocess      # GME crops through the torchvision processor on the GPU
         self.detector, self.embedder = detector_obj, embedder_obj
 
     def load(self) -> None:
@@ -95,7 +97,8 @@ class NexusScore:
         if self.embedder is None:
             from ....backends.gme import load_image_text_embedder
             self.embedder = load_image_text_embedder(self.embedder_name, self.gme_dir, variant=self.variant,
-                                                     device=self.device, dtype=self.dtype)
+                                                     device=self.device, dtype=self.dtype,
+                                                     fast_preprocess=self.fast_preprocess)
 
     def applies_to(self, sample: Sample) -> bool:
         return bool(nexus_references(sample))
