@@ -294,7 +294,7 @@ def static(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
 
 def burn_text(frames: Iterable[np.ndarray], lines: Sequence[str], scale: float | None = None,
               position: str = "bottom") -> Iterator[np.ndarray]:
-    """Burned-in subtitles: white text with a black outline, centred, near the bottom (or top)."""
+    """Burned-in text: white with a black outline, centred, near the bottom, the top or in the middle."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     for f in frames:
         img = np.array(f, copy=True)
@@ -303,7 +303,12 @@ def burn_text(frames: Iterable[np.ndarray], lines: Sequence[str], scale: float |
         th = max(1, int(round(fs * 2)))
         sizes = [cv2.getTextSize(line, font, fs, th)[0] for line in lines]
         line_h = int(max((s[1] for s in sizes), default=0) * 1.6)
-        y = (h - int(0.06 * h) - line_h * (len(lines) - 1)) if position == "bottom" else int(0.06 * h) + line_h
+        if position == "bottom":
+            y = h - int(0.06 * h) - line_h * (len(lines) - 1)
+        elif position == "middle":
+            y = (h - line_h * len(lines)) // 2 + line_h
+        else:
+            y = int(0.06 * h) + line_h
         for line, (tw, _) in zip(lines, sizes):
             org = ((w - tw) // 2, y)
             cv2.putText(img, line, org, font, fs, (0, 0, 0), th + 3, cv2.LINE_AA)
@@ -375,6 +380,7 @@ _DEMO_SIZES = {"small": (480, 270), "tiny": (320, 180)}
 _MONTAGE = (("astronaut", 5.0, "pan"), ("coffee", 1.0, "zoom"), ("chelsea", 5.0, "pan"),
             ("rocket", 1.0, "zoom"), ("grace_hopper", 25.0, "pan"), ("motorcycle_left", 5.0, "zoom"))
 SUBTITLE_LINES = ("THE QUICK BROWN FOX", "JUMPS OVER THE LAZY DOG")
+TITLE_LINES = ("CHAPTER ONE", "THE ROAD", "TO THE SEA")
 
 
 def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
@@ -439,24 +445,32 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
                      "note": "1 s shots are too short; the 25 s shot is split into two 12.5 s windows"})
 
     # one defect per clip, all moving shots of real photos so only the defect differs
+    # Defect variants are brisk moving shots (pan speed 0.6, zoom 0.25: score_motion ~1-3 at our
+    # flow scale) so that each is rejected for its defect alone, not for being too still.
+    def shot(photo: str, motion: str, seconds: float = 4.0):
+        return moving_shot(load_photo(photo), seconds, fps, wh, motion, speed=0.6 if motion == "pan" else 0.25)
+
     variants = (
-        ("dark", darken(moving_shot(load_photo("chelsea"), 4.0, fps, wh, "pan"), 0.12), "too_dark",
-         "every pixel x0.12 (mean luma ~12/255)"),
-        ("blurry", blur(moving_shot(load_photo("coffee"), 4.0, fps, wh, "zoom"), 4.0 * wh[0] / 480), "blurry",
+        ("dark", darken(shot("chelsea", "pan"), 0.06), "too_dark",
+         "every pixel x0.06 (mean luma ~6/255, below OpenHumanVid's 10)"),
+        ("blurry", blur(shot("coffee", "zoom"), 4.0 * wh[0] / 480), "blurry",
          "Gaussian blur sigma 4 px at 480 wide"),
-        ("static", static(moving_shot(load_photo("rocket"), 4.0, fps, wh, "pan")), "static",
-         "first frame repeated: zero motion"),
-        ("subtitled", burn_text(moving_shot(load_photo("astronaut"), 4.0, fps, wh, "zoom"), SUBTITLE_LINES),
-         "text_overlay", "two burned-in subtitle lines"),
+        ("static", static(shot("rocket", "pan")), "static", "first frame repeated: zero motion"),
+        ("title_card", burn_text(shot("motorcycle_left", "pan"), TITLE_LINES, scale=wh[1] / 160.0, position="middle"),
+         "text_overlay", "large text across the middle of the picture: not croppable"),
     )
     for name, frames, reason, how in variants:
         p = out / f"{name}.mp4"
         write_video(p, frames, fps)
         record(name, p, source=f"defect variant: {how}", cuts=[],
                expected={"keep_some": False, "reasons": [reason], "note": how})
+    p = out / "subtitled.mp4"
+    write_video(p, burn_text(shot("astronaut", "zoom"), SUBTITLE_LINES), fps)
+    record("subtitled", p, source="two burned-in subtitle lines at the bottom", cuts=[],
+           expected={"keep_some": True, "reasons": [], "note": "kept with the subtitle band cropped away"})
     p = out / "letterboxed.mp4"
     bar = round(0.125 * wh[1])
-    write_video(p, letterbox(moving_shot(load_photo("grace_hopper"), 4.0, fps, wh, "zoom"), bars=bar), fps)
+    write_video(p, letterbox(shot("motorcycle_left", "zoom"), bars=bar), fps)
     record("letterboxed", p, source="letterboxed moving shot (black bars top and bottom)", cuts=[],
            expected={"keep_some": True, "reasons": [], "crop": [0, bar, wh[0], wh[1] - bar],
                      "note": "should be kept with the bars cropped away"})

@@ -1,9 +1,11 @@
 """Run OpenS2V-Eval metrics over a folder of generated videos, resumably.
 
-Layout of `out_dir`:
-  raw/<metric>.jsonl      one row per sample id: {"id", "status", "value", "details"?, "error"?}
-  metrics/<metric>.json   per-metric summary (status, counts, raw mean, normalised value)
-  results.json            normalised metrics, total, what is missing and why
+Layout of `out_dir` (<key> is the metric *instance* name: `facesim`, or `facesim_dlib` when
+the dlib stand-in ran):
+  raw/<key>.jsonl         one row per sample id: {"id", "status", "value", "details"?, "error"?}
+  raw/<key>.meta.json     what produced the rows (class, settings); rows of other settings are never mixed in
+  metrics/<key>.json      per-metric summary (status, counts, raw mean, normalised value)
+  results.json            normalised metrics, total, which backend produced each metric, what is missing and why
 
 Metrics run one after another (one model in memory at a time) and each video's row is
 appended as soon as it is computed, so an interrupted run loses at most the video in
@@ -58,11 +60,34 @@ class EvalError(ValueError):
 
 # ----------------------------------------------------------------------------- metric registry
 
+# Instance names of stand-in backends -> how to select them (a user reading results.json may type these).
+STAND_IN_OPTIONS = {
+    "facesim_dlib": "facesim -O facesim.backend=dlib",
+    "gme_clip": "gme -O gme.backend=clip",
+    "gme_2b": "gme -O gme.variant=2b",
+    "smoothness_brisque": "motion_smoothness -O motion_smoothness.backend=brisque",
+    "smoothness_vlm": "motion_smoothness -O motion_smoothness.backend=vlm",
+    "nexus_owlv2": "nexus (OWLv2 is its default detector)",
+    "nexus_grounding_dino": "nexus -O nexus.detector=grounding-dino",
+    "nexus_clip": "nexus -O nexus.embedder=clip",
+}
+
+
 def resolve_metric_name(name: str) -> str:
+    """Registry name of a metric or alias; EvalError listing the known names otherwise."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in REGISTRY:
-        raise EvalError(f"unknown metric {name!r}; known: {', '.join(REGISTRY)}")
+        import difflib
+        hint = ""
+        if key in STAND_IN_OPTIONS or key.startswith("nexus_"):
+            how = STAND_IN_OPTIONS.get(key, "nexus -O nexus.detector=... -O nexus.embedder=...")
+            hint = f" ({key} is the name of a stand-in backend's values: select it with --metrics {how})"
+        else:
+            close = difflib.get_close_matches(key, list(REGISTRY) + list(ALIASES), n=1)
+            if close:
+                hint = f" (did you mean {ALIASES.get(close[0], close[0])}?)"
+        raise EvalError(f"unknown metric {name!r}{hint}; known: {', '.join(REGISTRY)}")
     return key
 
 
@@ -88,11 +113,15 @@ def load_metric_class(name: str) -> type:
     return cls
 
 
+class MetricOptionsError(EvalError):
+    """A metric's options are wrong (unknown key, bad value): bad input, not an unavailable backend."""
+
+
 def instantiate_metric(name: str, options: Mapping[str, Any] | None = None):
     """Import and construct one metric (cheap: models load in `load()`).
 
-    Raises BackendUnavailable with a readable reason when the module cannot be imported or
-    the options are wrong, so one broken metric never stops the others.
+    Raises BackendUnavailable when the module cannot be imported (an optional dependency is
+    missing here: the other metrics still run) and MetricOptionsError when the options are wrong.
     """
     try:
         cls = load_metric_class(name)
@@ -103,7 +132,11 @@ def instantiate_metric(name: str, options: Mapping[str, Any] | None = None):
     try:
         return cls(**dict(options or {}))
     except (TypeError, ValueError) as e:
-        raise BackendUnavailable(f"metric {name}", [REGISTRY[name]], f"Bad metric options: {e}") from None
+        params = [p for p in inspect.signature(cls).parameters.values()
+                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and not p.name.endswith("_obj")]
+        known = ", ".join(p.name for p in params) or "none"
+        raise MetricOptionsError(f"bad options for metric {name} ({type(e).__name__}: {e}); "
+                                 f"its options: {known}") from None
 
 
 def build_metric(name: str, options: Mapping[str, Any] | None = None):
@@ -113,19 +146,52 @@ def build_metric(name: str, options: Mapping[str, Any] | None = None):
     return metric
 
 
-def metric_identity(name: str, metric) -> tuple[str, bool, str]:
-    """(instance name, comparable, storage key) of a constructed metric.
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
-    A metric built with a stand-in backend says so through its instance `name` (gme_clip,
-    facesim_dlib, ...) or `comparable = False`; its values are stored apart and never weighed
-    into the official total unless asked for. A stand-in that keeps the official name is
-    stored as `<name>_standin` so a later official run in the same folder does not resume
-    from its rows.
+
+def metric_identity(name: str, metric) -> dict:
+    """What a constructed metric is: the instance name its rows are filed under, whether its
+    values are the official metric's, and the settings that decide them.
+
+    A stand-in backend says so through its instance `name` (gme_clip, facesim_dlib,
+    nexus_owlv2, ...) and `comparable = False`. `same_scale` says whether the official
+    normalisation applies to its values (only then may --include-stand-ins count it).
     """
     inst = str(getattr(metric, "name", name) or name)
     comparable = bool(getattr(metric, "comparable", True)) and inst == name
-    key = inst if comparable or inst != name else f"{name}_standin"
-    return inst, comparable, key
+    settings = metric.settings() if callable(getattr(metric, "settings", None)) else {}
+    note = metric.fidelity_note() if callable(getattr(metric, "fidelity_note", None)) else None
+    return {"instance_name": inst, "key": inst, "comparable": comparable,
+            "same_scale": bool(getattr(metric, "same_scale", inst == name)),
+            "class": f"{type(metric).__module__}:{type(metric).__qualname__}",
+            "settings": _jsonable(settings), "fidelity_note": note}
+
+
+def _fingerprint(ident: Mapping[str, Any]) -> dict:
+    return {k: ident[k] for k in ("instance_name", "class", "comparable", "settings")}
+
+
+def _settings_conflict(meta_path: Path, ident: Mapping[str, Any]) -> str | None:
+    """Why the rows next to `meta_path` must not be resumed by this metric (None: they may)."""
+    if not meta_path.exists():
+        return None
+    try:
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError:
+        return f"{meta_path.name} is unreadable"
+    new = _fingerprint(ident)
+    if old == new:
+        return None
+    diff = []
+    for k in ("class", "comparable"):
+        if old.get(k) != new[k]:
+            diff.append(f"{k} {old.get(k)!r} -> {new[k]!r}")
+    o, n = old.get("settings") or {}, new["settings"]
+    for k in sorted(set(o) | set(n)):
+        if o.get(k) != n.get(k):
+            diff.append(f"{k} {o.get(k)!r} -> {n.get(k)!r}")
+    return "; ".join(diff) or "different metadata"
 
 
 # ----------------------------------------------------------------------------- raw rows on disk
@@ -234,23 +300,39 @@ def _safe_row(metric, sample: Sample) -> dict:
 
 
 def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping[str, Any] | None = None,
-               retry_errors: bool = True, progress: ProgressFn | None = None) -> dict:
+               retry_errors: bool = True, progress: ProgressFn | None = None, *, metric=None) -> dict:
     """Compute one metric for every sample that has a video and no row yet. Returns a summary
-    with the rows, whether the metric could run, and how its values may be used."""
+    with the rows, whether the metric could run, and how its values may be used.
+
+    Rows are filed under the metric's instance name. Rows already there are resumed only if
+    `raw/<key>.meta.json` says they came from the same class and settings; otherwise the
+    metric is reported unavailable with the difference, and nothing is mixed or deleted.
+    """
     with_video = [s for s in samples if s.video_path is not None]
     total = len(with_video)
     summary: dict = {"metric": name, "status": "ok", "reason": None, "n_resumed": 0, "instance_name": name,
-                     "comparable": True, "key": name, "rows": {}}
-    try:
-        metric = instantiate_metric(name, options)
-    except BackendUnavailable as e:
-        summary.update(status="unavailable", reason=str(e))
-        return summary
-    inst, comparable, key = metric_identity(name, metric)
-    summary.update(instance_name=inst, comparable=comparable, key=key)
+                     "comparable": True, "same_scale": True, "key": name, "class": REGISTRY.get(name),
+                     "settings": {}, "fidelity_note": None, "rows": {}}
+    if metric is None:
+        try:
+            metric = instantiate_metric(name, options)
+        except BackendUnavailable as e:
+            summary.update(status="unavailable", reason=str(e))
+            return summary
+    ident = metric_identity(name, metric)
+    summary.update(ident)
+    key = ident["key"]
 
     store = RawStore(raw_dir / f"{key}.jsonl")
+    meta_path = raw_dir / f"{key}.meta.json"
     rows, dirty = store.load()
+    conflict = _settings_conflict(meta_path, ident) if rows else None
+    if conflict:
+        summary.update(status="unavailable",
+                       reason=f"raw/{key}.jsonl holds values computed with other settings ({conflict}); they are "
+                              f"not resumed or mixed: use another --out, or delete raw/{key}.jsonl and "
+                              f"raw/{key}.meta.json to recompute")
+        return summary
     if retry_errors:
         dropped = [k for k, r in rows.items() if r.get("status") == "error"]
         for k in dropped:
@@ -269,10 +351,13 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
     if progress:
         progress({"metric": key, "event": "start", "done": len(rows), "total": total})
     loaded = False
+    if rows and not meta_path.exists():
+        _write_json(meta_path, _fingerprint(ident))       # rows from before meta files existed: adopt them
     if pending:
         try:
             metric.load()
             loaded = True
+            _write_json(meta_path, _fingerprint(ident))   # before the first new row: says what produced them
         except BackendUnavailable as e:
             summary.update(status="unavailable", reason=str(e))
         except Exception as e:  # noqa: BLE001 - a crashing loader is still just "unavailable here"
@@ -360,6 +445,49 @@ def summarise_metric(name: str, rows: Mapping[str, dict], n_with_video: int) -> 
     return out
 
 
+def describe_videos(samples: list[Sample], videos_dir: Path, domain: str) -> dict:
+    """Which sample ids lack a video, which video files match no id (with the id they were
+    probably meant for), and, when nothing matches, which domain the files belong to."""
+    import difflib
+    from .samples import VIDEO_EXTENSIONS, load_samples as _load
+    ids = {s.id for s in samples}
+    files = sorted(p for p in videos_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    unmatched = {}
+    for f in files:
+        if f.stem not in ids:
+            close = difflib.get_close_matches(f.stem, ids, n=1, cutoff=0.8)
+            unmatched[f.name] = close[0] if close else None
+    other_domain = None
+    if files and not any(s.video_path for s in samples):
+        stems = {f.stem for f in files}
+        for dom in scoring.DOMAINS:
+            if dom != domain and stems & {x.id for x in _load(dom)}:
+                other_domain = dom
+                break
+    return {"missing": [s.id for s in samples if s.video_path is None], "unmatched_files": unmatched,
+            "n_files": len(files), "other_domain": other_domain}
+
+
+def _examples(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" ... (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def _missing_videos_issue(info: dict, n_samples: int, vdir: Path) -> str:
+    msg = (f"{len(info['missing'])} of {n_samples} sample videos not found in {vdir} (expected <sample id>.mp4; "
+           f"missing e.g. {_examples(info['missing'], 3)}; all listed in missing_videos)")
+    if info["unmatched_files"]:
+        named = [f"{k} (did you mean {v}?)" if v else k for k, v in info["unmatched_files"].items()]
+        msg += f"; {len(named)} file(s) match no sample id: {_examples(named, 3)}"
+    return msg
+
+
+def _check_references(samples: list[Sample], names: list[str], bench_root) -> list[str]:
+    """Reference images that FaceSim/NexusScore will need and that do not exist."""
+    if not {"facesim", "nexus"} & set(names):
+        return []
+    return sorted({str(p) for s in samples if s.video_path is not None for p in s.ref_paths if not Path(p).is_file()})
+
+
 def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.PathLike | None,
              out_dir: str | os.PathLike, version: str = "v1.1", metrics: Iterable[str] | None = None,
              metric_options: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -370,8 +498,13 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
 
     Returns the dict written to `out_dir/results.json`. Rerunning with the same `out_dir`
     resumes: finished (metric, video) pairs are read back, not recomputed. Values from a
-    stand-in backend (`comparable = False`) stay out of the total unless `include_stand_ins`
-    and the stand-in keeps the official name (i.e. claims the official scale).
+    stand-in backend (`comparable = False`: another model, or the official model with other
+    settings) are filed under their own instance name and stay out of the total, unless
+    `include_stand_ins` and the stand-in keeps the official scale (`same_scale`); the results
+    then list it in `stand_ins_in_total` and are not `complete`. `results["backends"]` says
+    what produced every metric.
+
+    Raises EvalError for bad input (domain, metric names or options, no video matching any id).
     """
     try:
         dom = scoring.canonical_domain(domain)
@@ -385,27 +518,49 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
     if not names:
         raise EvalError("no metrics selected")
     options = {resolve_metric_name(k): dict(v) for k, v in (metric_options or {}).items()}
+    # Construct every metric first (cheap, no model loads) so a bad option stops the run
+    # before anything is computed; an import failure is only this metric's problem.
+    built: dict[str, Any] = {}
+    for name in names:
+        try:
+            built[name] = instantiate_metric(name, options.get(name))
+        except BackendUnavailable:
+            built[name] = None
 
     samples = load_samples(dom, bench_root, vdir, eval_json)
+    info = describe_videos(samples, vdir, dom)
+    missing_videos = info["missing"]
+    n_with_video = len(samples) - len(missing_videos)
+    if n_with_video == 0:
+        msg = f"no video in {vdir} is named after a {dom}-domain sample id (expected <sample id>.mp4, e.g. " \
+              f"{_examples([s.id for s in samples], 3)})"
+        if info["other_domain"]:
+            msg += f"; the files there are {info['other_domain']}-domain ids: use --domain {info['other_domain']}"
+        elif info["unmatched_files"]:
+            named = [f"{k} (did you mean {v}?)" if v else k for k, v in info["unmatched_files"].items()]
+            msg += f"; found: {_examples(named, 5)}"
+        else:
+            msg += "; the folder holds no video file"
+        raise EvalError(msg)
+    missing_refs = _check_references(samples, names, bench_root)
     out = Path(out_dir)
     (out / "raw").mkdir(parents=True, exist_ok=True)
     (out / "metrics").mkdir(parents=True, exist_ok=True)
-    missing_videos = [s.id for s in samples if s.video_path is None]
-    n_with_video = len(samples) - len(missing_videos)
     t0 = time.perf_counter()
 
     per_metric: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
     notes: list[str] = []
-    stand_ins_in_total: list[str] = []
     for name in names:
-        run = run_metric(name, samples, out / "raw", options.get(name), retry_errors, progress)
-        same_scale = run["instance_name"] == name
-        summary = summarise_metric(name if same_scale else run["instance_name"], run.pop("rows"), n_with_video)
-        summary.update({k: run[k] for k in ("status", "reason", "n_resumed", "instance_name", "comparable", "key")})
+        run = run_metric(name, samples, out / "raw", options.get(name), retry_errors, progress, metric=built[name])
+        # a stand-in on another scale is never normalised with the official range
+        scale_name = name if run["comparable"] or run["same_scale"] else run["instance_name"]
+        summary = summarise_metric(scale_name, run.pop("rows"), n_with_video)
+        summary.update({k: run[k] for k in ("status", "reason", "n_resumed", "instance_name", "key", "comparable",
+                                            "same_scale", "class", "settings", "fidelity_note")})
         if run["status"] != "ok":
             unavailable[name] = run["reason"]
-        elif summary["normalised"] is None and same_scale and name not in EXTRA_METRICS:
+        elif summary["normalised"] is None and scale_name == name and name not in EXTRA_METRICS:
             summary["status"] = "no_values"
             summary["reason"] = "no video produced a value for this metric"
             unavailable[name] = summary["reason"]
@@ -414,32 +569,42 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
 
     normalised: dict[str, float | None] = {}
     stand_ins: dict[str, dict] = {}
+    stand_ins_in_total: list[str] = []
     for name, s in per_metric.items():
         if name in EXTRA_METRICS:
             continue
         usable = s["status"] == "ok" and s["n_pending"] == 0
         if s["status"] == "ok" and s["n_pending"]:
             unavailable.setdefault(name, f"{s['n_pending']} videos not computed")
-        if not s["comparable"]:
-            stand_ins[s["key"]] = {"metric": name, "instance_name": s["instance_name"], "raw_mean": s["raw_mean"],
-                                   "normalised": s["normalised"]}
-            if include_stand_ins and s["instance_name"] == name and usable:
-                stand_ins_in_total.append(name)
-                notes.append(f"{name}: stand-in backend ({s['key']}) counted in the total by request")
-            else:
-                if s["status"] == "ok":
-                    unavailable.setdefault(name, f"computed only with a stand-in backend ({s['key']}), which is "
-                                                 "not comparable with the leaderboard; left out of the total")
-                    notes.append(f"{name}: stand-in values are under stand_ins.{s['key']}")
-                normalised[name] = None
-                continue
-        normalised[name] = s["normalised"] if usable else None
+        if s["comparable"]:
+            normalised[name] = s["normalised"] if usable else None
+            if normalised[name] is not None and s["fidelity_note"]:
+                notes.append(f"{name}: {s['fidelity_note']}")
+            continue
+        key = s["key"]
+        stand_ins[key] = {"metric": name, "instance_name": s["instance_name"], "raw_mean": s["raw_mean"],
+                          "normalised": s["normalised"], "same_scale": s["same_scale"], "settings": s["settings"]}
+        normalised[name] = None
+        if include_stand_ins and s["same_scale"] and usable:
+            normalised[name] = s["normalised"]
+            stand_ins_in_total.append(name)
+            notes.append(f"{name}: the stand-in {key} is counted in the total as asked (--include-stand-ins); "
+                         "this total is not comparable with the leaderboard")
+        elif s["status"] == "ok":
+            why = ("its values are on another scale, so it is never counted, not even with --include-stand-ins"
+                   if not s["same_scale"] else "not comparable with the leaderboard; --include-stand-ins counts it")
+            unavailable.setdefault(name, f"computed only with a stand-in backend ({key}): {why}")
+            notes.append(f"{name}: stand-in values are under stand_ins.{key} and raw/{key}.jsonl")
     for_total = scoring.metrics_for_version(normalised, ver)
     tot = scoring.partial_total(for_total, dom, ver)
 
     issues: list[str] = []
     if missing_videos:
-        issues.append(f"{len(missing_videos)} of {len(samples)} sample videos not found in {vdir}")
+        issues.append(_missing_videos_issue(info, len(samples), vdir))
+    if missing_refs:
+        where = f"under --bench-root {bench_root}" if bench_root else "(no --bench-root given)"
+        issues.append(f"{len(missing_refs)} reference images needed by FaceSim/NexusScore are missing {where}: "
+                      f"{_examples(missing_refs, 3)}")
     for name, why in unavailable.items():
         if per_metric[name]["comparable"] or per_metric[name]["status"] != "ok":
             issues.append(f"{name}: {why}")
@@ -449,6 +614,11 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
         if s["n_missing"]:
             issues.append(f"{name}: {s['n_missing']} videos gave no value")
     not_selected = [k for k in tot["missing"] if resolve_metric_name(k) not in names]
+    backends = {name: {"instance_name": s["instance_name"], "raw_file": f"raw/{s['key']}.jsonl", "class": s["class"],
+                       "settings": s["settings"], "status": s["status"], "comparable": s["comparable"],
+                       "same_scale": s["same_scale"],
+                       "in_total": name not in EXTRA_METRICS and normalised.get(name) is not None}
+                for name, s in per_metric.items()}
 
     results = {
         "benchmark": "opens2v-eval",
@@ -459,8 +629,11 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
         "n_samples": len(samples),
         "n_videos_found": n_with_video,
         "missing_videos": missing_videos,
+        "unmatched_files": info["unmatched_files"],
+        "missing_references": missing_refs,
         "metrics": {k: for_total.get(k) for k in scoring.required_metrics(dom, ver)},
         "extra_metrics": {k: per_metric[k]["raw_mean"] for k in per_metric if k in EXTRA_METRICS},
+        "backends": backends,
         "stand_ins": stand_ins,
         "stand_ins_in_total": stand_ins_in_total,
         "raw_means": {s["key"]: s["raw_mean"] for s in per_metric.values()},

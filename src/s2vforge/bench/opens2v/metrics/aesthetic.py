@@ -16,6 +16,8 @@ N_FRAMES = 32   # OpenS2V-Eval get_aesscore.py num_frames
 class AestheticScore:
     """Raw value: mean LAION aesthetic (~1..10) over 32 uniform frames."""
     name = "aesthetic"
+    comparable = True         # with the official 32 frames
+
 
     def __init__(self, backend: str = "laion", clip_dir=None, mlp_path=None, model_dir=None, device: str = "cpu",
                  dtype=None, n_frames: int = N_FRAMES, batch_size: int = 16, predictor=None) -> None:
@@ -24,8 +26,13 @@ class AestheticScore:
         self.clip_dir = clip_dir or model_dir
         self.mlp_path = mlp_path
         self.device, self.dtype = device, dtype
-        self.n_frames, self.batch_size = n_frames, batch_size
+        self.n_frames, self.batch_size = int(n_frames), batch_size
+        self.comparable = self.n_frames == N_FRAMES
         self.predictor = predictor
+
+    def settings(self) -> dict:
+        """What decides the values (the runner records it and never mixes rows of other settings)."""
+        return {"backend": "laion", "n_frames": self.n_frames}
 
     def load(self) -> None:
         if self.predictor is None:

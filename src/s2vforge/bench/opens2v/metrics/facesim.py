@@ -84,7 +84,8 @@ def facesim_from_sims(sims: list[float]) -> float:
 class FaceSimCur:
     """Raw value: FaceSim-Cur (or its dlib stand-in) over 32 uniform frames."""
     name = "facesim"          # instance value depends on the backend (facesim | facesim_dlib)
-    comparable = True         # False for the dlib stand-in: never weigh it into the total
+    comparable = True         # official backend and recipe; False for the dlib stand-in or other n_frames
+    same_scale = True         # False for dlib: its cosines are compressed towards 1, never normalised as FaceSim
 
     def __init__(self, backend: str = "onnx", model_dir=None, device: str = "cpu", dtype=None,
                  n_frames: int = N_FRAMES, pipeline=None) -> None:
@@ -92,9 +93,15 @@ class FaceSimCur:
             raise ValueError(f"FaceSim backend must be 'onnx' or 'dlib' (got {backend!r})")
         self.backend = backend
         self.name = "facesim" if backend == "onnx" else "facesim_dlib"
-        self.comparable = backend == "onnx"
-        self.model_dir, self.device, self.n_frames = model_dir, device, n_frames
+        self.n_frames = int(n_frames)
+        self.comparable = backend == "onnx" and self.n_frames == N_FRAMES
+        self.same_scale = backend == "onnx"
+        self.model_dir, self.device = model_dir, device
         self.pipeline = pipeline
+
+    def settings(self) -> dict:
+        """What decides the values (the runner records it and never mixes rows of other settings)."""
+        return {"backend": self.backend, "n_frames": self.n_frames}
 
     def load(self) -> None:
         if self.pipeline is None:

@@ -23,8 +23,11 @@ class MotionAmplitude:
     """Raw value: |mean signed Farneback flow| of width-16 maps (OpenS2V-Eval v1.0/v1.1)."""
     name = "motion_amplitude"
 
-    def __init__(self, **_options: object) -> None:
-        pass
+    def __init__(self) -> None:
+        pass        # no options: the official recipe has nothing to choose (a typo in -O fails loudly)
+
+    def settings(self) -> dict:
+        return {"backend": "opencv-farneback"}
 
     def load(self) -> None:
         import cv2  # noqa: F401  (fail here, not per video, if OpenCV is broken)

@@ -64,8 +64,8 @@ class NaturalScore:
                  n_frames: int = DEFAULT_FRAMES, long_side: int = DEFAULT_LONG_SIDE,
                  timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 2.0,
                  prompt_path: str | os.PathLike | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None, concurrency: int = 4, client: JudgeClient | None = None,
-                 **_ignored: object) -> None:
+                 max_tokens: int | None = None, concurrency: int = 4,
+                 client: JudgeClient | None = None) -> None:
         self.base_url = base_url or _env("S2VFORGE_JUDGE_BASE_URL", "OPENAI_BASE_URL")
         self.model = model or _env("S2VFORGE_JUDGE_MODEL") or DEFAULT_MODEL
         self.api_key_env = api_key_env
@@ -81,6 +81,29 @@ class NaturalScore:
         self.concurrency = max(1, int(concurrency))   # videos judged in parallel by the runner
         self.client = client
         self.prompt = NATURAL_RUBRIC
+
+    def settings(self) -> dict:
+        """What decides the values (the runner records it and never mixes rows of other settings).
+        The endpoint URL is left out on purpose: the same judge may move host between runs."""
+        import hashlib
+        if self.prompt_path:
+            p = Path(self.prompt_path)
+            text = p.read_text(encoding="utf-8") if p.is_file() else ""
+            prompt = f"file {p.name} sha256:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        else:
+            prompt = f"s2vforge rubric sha256:{hashlib.sha256(NATURAL_RUBRIC.encode()).hexdigest()[:12]}"
+        return {"judge_model": self.model, "prompt": prompt, "runs": self.runs, "n_frames": self.n_frames,
+                "long_side": self.long_side, "temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def fidelity_note(self) -> str | None:
+        """Why the values may differ from the leaderboard's even though they are counted (None: no reason)."""
+        why = []
+        if self.model != DEFAULT_MODEL:
+            why.append(f"judge {self.model} (the leaderboard used {DEFAULT_MODEL})")
+        if not self.prompt_path:
+            why.append("s2vforge's reconstruction of the rubric (pass prompt_path= with the official prompt)")
+        return ("judged with " + " and ".join(why) + ": not strictly comparable with published NaturalScores"
+                if why else None)
 
     def load(self) -> None:
         if self.runs < 1:

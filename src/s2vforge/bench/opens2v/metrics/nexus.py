@@ -16,7 +16,10 @@ official merge_result.py does). `compute()` returns the official value; `compute
 returns {"value": official, "details": {"nexus_undivided": ..., ...}} for the runner to store.
 
 Detectors: see s2vforge.backends.detection (owlv2 with image prompts by default; YOLO-World is
-not available offline). Embedders: "gme" (name `nexus`) or the CLIP stand-in (name `nexus_clip`).
+not available offline). The instance name says what produced the value: `nexus` only for the
+official YOLO-World + GME-7B pair, otherwise `nexus_<detector>` (`nexus_owlv2`,
+`nexus_grounding_dino`) plus `_gme2b` or `_clip` for another embedder. Every such stand-in is
+`comparable = False`; the GME ones keep the official scale (`same_scale`), the CLIP ones do not.
 The reference image and each label are embedded once per video (the original re-embeds them for
 every crop: same vectors).
 """
@@ -31,6 +34,17 @@ N_FRAMES = 32            # get_nexusscore.py sample_video_frames(num_frames=32)
 KEEP_DET_CONF = 0.6      # get_nexusscore.py: bbox_conf > 0.6
 KEEP_TEXT_SIM = 0.30     # get_nexusscore.py: text_conf > 0.30
 PERSON_LABELS = ("Man", "Woman")
+# detector spellings accepted by backends.detection.load_detector -> the part of the metric name
+DETECTOR_SLUGS = {"owlv2": "owlv2", "grounding-dino": "grounding_dino", "grounding_dino": "grounding_dino",
+                  "gdino": "grounding_dino", "yoloworld": "yoloworld", "yolo-world": "yoloworld"}
+OFFICIAL_DETECTOR = "yoloworld"   # get_nexusscore.py: YOLO-World v2-L with the image-prompt adapter
+
+
+def nexus_metric_name(detector: str, embedder: str = "gme", variant: str = "7b") -> str:
+    """`nexus` for the official detector and GME-7B, else a name saying which stand-in ran."""
+    det = DETECTOR_SLUGS[detector]
+    emb = "_clip" if embedder == "clip" else ("" if variant == "7b" else f"_gme{variant}")
+    return "nexus" + ("" if det == OFFICIAL_DETECTOR else f"_{det}") + emb
 
 
 def nexus_references(sample: Sample) -> list[tuple[int, str]]:
@@ -68,8 +82,9 @@ def crop_box(frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 class NexusScore:
     """Raw value: official NexusScore (divided by T'); details carry `nexus_undivided`."""
-    name = "nexus"            # instance value depends on the embedder (nexus | nexus_clip)
+    name = "nexus"            # instance value depends on detector and embedder (see nexus_metric_name)
     comparable = False        # YOLO-World (the official detector) is not available offline
+    same_scale = True         # False with the CLIP embedder
 
     def __init__(self, detector: str = "owlv2", embedder: str = "gme", detector_dir=None, gme_dir=None,
                  variant: str = "7b", prompt: str | None = None, device: str = "cpu", dtype=None,
@@ -80,15 +95,31 @@ class NexusScore:
             detector = backend
         if embedder not in ("gme", "clip"):
             raise ValueError(f"NexusScore embedder must be 'gme' or 'clip' (got {embedder!r})")
+        if detector not in DETECTOR_SLUGS:
+            raise ValueError(f"unknown NexusScore detector {detector!r} (owlv2, grounding-dino, yoloworld)")
+        variant = str(variant).lower()
+        if embedder == "gme" and variant not in ("7b", "2b"):
+            raise ValueError(f"GME variant must be '7b' or '2b' (got {variant!r})")
+        if prompt not in (None, "image", "text"):
+            raise ValueError(f"NexusScore prompt must be 'image' or 'text' (got {prompt!r})")
         self.detector_name, self.embedder_name = detector, embedder
-        self.name = "nexus" if embedder == "gme" else "nexus_clip"
+        self.name = nexus_metric_name(detector, embedder, variant)
         self.detector_dir = detector_dir or model_dir
         self.gme_dir, self.variant = gme_dir, variant
         self.prompt = prompt              # "image" | "text" | None (image when the detector supports it)
         self.device, self.dtype = device, dtype
-        self.n_frames, self.keep_conf, self.keep_text = n_frames, keep_conf, keep_text
+        self.n_frames, self.keep_conf, self.keep_text = int(n_frames), float(keep_conf), float(keep_text)
+        self.comparable = (self.name == "nexus" and self.n_frames == N_FRAMES and prompt in (None, "image")
+                           and self.keep_conf == KEEP_DET_CONF and self.keep_text == KEEP_TEXT_SIM)
+        self.same_scale = embedder == "gme"
         self.fast_preprocess = fast_preprocess      # GME crops through the torchvision processor on the GPU
         self.detector, self.embedder = detector_obj, embedder_obj
+
+    def settings(self) -> dict:
+        """What decides the values (the runner records it and never mixes rows of other settings)."""
+        return {"detector": DETECTOR_SLUGS[self.detector_name], "embedder": self.embedder_name,
+                "variant": self.variant if self.embedder_name == "gme" else None, "prompt": self.prompt or "auto",
+                "n_frames": self.n_frames, "keep_conf": self.keep_conf, "keep_text": self.keep_text}
 
     def load(self) -> None:
         if self.detector is None:

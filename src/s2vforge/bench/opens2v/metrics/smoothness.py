@@ -12,6 +12,8 @@ s2vforge.backends.qalign:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..scoring import artifact_frames, smoothness_from_quality
@@ -26,7 +28,8 @@ _NAMES = {"onnx": "motion_smoothness", "vlm": "smoothness_vlm", "brisque": "smoo
 class MotionSmoothness:
     """Raw value: 1 - artifact-frame fraction from windowed per-frame quality, all frames."""
     name = "motion_smoothness"   # instance value depends on the backend (see _NAMES)
-    comparable = True
+    comparable = True            # one-align with the official window and threshold only
+    same_scale = True            # vlm: the same Q-Align recipe on another model; brisque: an uncalibrated proxy
 
     def __init__(self, backend: str = "onnx", model_dir=None, device: str = "cpu", dtype=None,
                  window: int = WINDOW, thr: float = SMOOTHNESS_THR, scorer=None, **scorer_kw) -> None:
@@ -34,10 +37,19 @@ class MotionSmoothness:
             raise ValueError(f"smoothness backend must be one of {sorted(_NAMES)} (got {backend!r})")
         self.backend = backend
         self.name = _NAMES[backend]
-        self.comparable = backend == "onnx"
+        self.window, self.thr = int(window), float(thr)
+        self.comparable = backend == "onnx" and self.window == WINDOW and self.thr == SMOOTHNESS_THR
+        self.same_scale = backend != "brisque"
         self.model_dir, self.device, self.dtype = model_dir, device, dtype
-        self.window, self.thr = window, thr
         self.scorer, self.scorer_kw = scorer, scorer_kw
+
+    def settings(self) -> dict:
+        """What decides the values (the runner records it and never mixes rows of other settings)."""
+        out = {"backend": self.backend, "window": self.window, "thr": self.thr}
+        if self.backend == "vlm":      # any Qwen2-VL: which one matters
+            out["model"] = Path(self.model_dir).name if self.model_dir else "qalign-vlm"
+        out.update({k: v for k, v in sorted(self.scorer_kw.items()) if k != "batch_size"})   # e.g. long_side
+        return out
 
     def load(self) -> None:
         if self.scorer is None:
