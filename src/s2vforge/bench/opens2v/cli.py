@@ -72,11 +72,19 @@ def _print_summary(res: dict) -> None:
     t.add_column("weight", justify="right")
     t.add_column("score", justify="right")
     t.add_column("raw mean", justify="right")
+    t.add_column("backend")
+    backends = res.get("backends", {})
     for k, w in res["weights"].items():
         v = res["metrics"].get(k)
-        raw_key = "motion_amplitude" if k == "motion" else k
-        raw = res["raw_means"].get(raw_key)
-        t.add_row(k, f"{w:.2f}", "–" if v is None else f"{v * 100:.2f}%", "" if raw is None else f"{raw:.4g}")
+        b = backends.get("motion_amplitude" if k == "motion" else k)
+        raw = None if b is None else res["raw_means"].get(b["instance_name"])
+        if b is None:
+            label = ""
+        elif b["comparable"]:
+            label = b["instance_name"]
+        else:
+            label = f"{b['instance_name']} (stand-in{', counted' if b['in_total'] else ''})"
+        t.add_row(k, f"{w:.2f}", "–" if v is None else f"{v * 100:.2f}%", "" if raw is None else f"{raw:.4g}", label)
     total = f"{res['total'] * 100:.2f}%"
     if res["partial"]:
         total += f" (partial: weight {res['total_available_weight']:g} of 1)"
@@ -90,7 +98,9 @@ def _print_summary(res: dict) -> None:
         err.print(f"[cyan]stand-in[/cyan] {key}: raw mean {raw}{norm}")
     for issue in res["issues"]:
         if not any(issue.startswith(f"{k}:") for k in res["missing_metrics"]):
-            err.print(f"[yellow]note:[/yellow] {issue}")
+            err.print(f"[yellow]issue:[/yellow] {issue}")
+    for note in res.get("notes", []):
+        err.print(f"[cyan]note:[/cyan] {note}")
 
 
 def eval_command(
@@ -102,9 +112,11 @@ def eval_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (reruns resume)."),
     version: str = typer.Option("v1.1", "--version", help="v1.1 | v1.0 (weights and columns)."),
     metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-m", help="Metrics to run (repeat or comma-"
-                                                "separate); default: every metric the domain weighs."),
+                                                "separate): aesthetic, motion_smoothness, motion_amplitude, facesim, gme, "
+                                                "nexus, natural, motion_magnitude; default: every metric the domain weighs."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Metric option METRIC.KEY=VALUE, "
-                                               "e.g. natural.base_url=http://localhost:8000/v1, aesthetic.model_dir=..."),
+                                               "e.g. facesim.backend=dlib, natural.base_url=http://localhost:8000/v1, "
+                                               "aesthetic.clip_dir=..."),
     eval_json: Optional[Path] = typer.Option(None, "--eval-json", help="Prompt file to use instead of the packaged one."),
     model_name: Optional[str] = typer.Option(None, "--name", help="Model name in results/leaderboards (default: "
                                              "the videos folder name)."),
@@ -113,8 +125,9 @@ def eval_command(
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model name for NaturalScore."),
     judge_key_env: Optional[str] = typer.Option(None, "--judge-key-env", help="Name of the environment variable "
                                                 "holding the judge API key (default OPENAI_API_KEY)."),
-    include_stand_ins: bool = typer.Option(False, "--include-stand-ins", help="Count stand-in backends that keep "
-                                           "the official scale (comparable=False, same name) in the total."),
+    include_stand_ins: bool = typer.Option(False, "--include-stand-ins", help="Also count stand-in backends on the "
+                                           "official scale (e.g. nexus_owlv2, gme_2b, smoothness_vlm) in the total; "
+                                           "the results then list them and are not comparable with the leaderboard."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ):

@@ -191,8 +191,22 @@ def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
     return out
 
 
+def _caveats(r: Mapping) -> list[str]:
+    """Why a results.json is not a leaderboard-comparable row, besides missing metrics."""
+    out = []
+    si = list(r.get("stand_ins_in_total") or [])
+    if si:
+        backends = r.get("backends") or {}
+        out.append("stand-ins counted: " + ", ".join(backends.get(m, {}).get("instance_name", m) for m in si))
+    n, found = r.get("n_samples"), r.get("n_videos_found")
+    if isinstance(n, int) and isinstance(found, int) and found < n:
+        out.append(f"videos: {found} of {n}")
+    return out
+
+
 def build_rows(results: Sequence[Mapping]) -> tuple[list[dict], str, str]:
-    """Ranked rows: complete totals first (highest first), then partial ones (not comparable)."""
+    """Ranked rows: complete totals first (highest first), then those with caveats (stand-ins
+    counted, videos missing), then partial ones; the last two are not comparable."""
     if not results:
         raise LeaderboardError("no results given")
     versions = {scoring.canonical_version(r.get("version", "v1.1")) for r in results}
@@ -208,8 +222,8 @@ def build_rows(results: Sequence[Mapping]) -> tuple[list[dict], str, str]:
         rows.append({"model": str(r.get("model", "?")), "venue": str(r.get("venue", "")),
                      "evaluated_by": str(r.get("evaluated_by", "s2vforge")),
                      "total": part["total"], "partial": part["partial"],
-                     "available_weight": part["available_weight"], "metrics": metrics})
-    rows.sort(key=lambda x: (x["partial"], -x["total"]))
+                     "available_weight": part["available_weight"], "metrics": metrics, "caveats": _caveats(r)})
+    rows.sort(key=lambda x: (x["partial"], bool(x["caveats"]), -x["total"]))
     for i, row in enumerate(rows, start=1):
         row["rank"] = i
     return rows, ver, dom
@@ -233,24 +247,33 @@ def render_csv(rows: Sequence[Mapping], version: str, domain: str) -> str:
     cols, body = table_cells(rows, version, domain)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols + ["Partial", "AvailableWeight"])
+    w.writerow(cols + ["Partial", "AvailableWeight", "Caveats"])
     for r, cells in zip(rows, body):
-        w.writerow(cells + [str(r["partial"]).lower(), f"{r['available_weight']:g}"])
+        w.writerow(cells + [str(r["partial"]).lower(), f"{r['available_weight']:g}", "; ".join(r.get("caveats", []))])
     return buf.getvalue()
+
+
+_PARTIAL_NOTE = ("partial: some weighted metrics are missing; the total is the weighted sum of the available ones "
+                 "(not re-weighted) and is not comparable with complete rows.")
+_CAVEAT_NOTE = "not comparable with the published leaderboard:"
 
 
 def render_markdown(rows: Sequence[Mapping], version: str, domain: str) -> str:
     cols, body = table_cells(rows, version, domain)
     lines = ["| # | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    footnotes = []
     for r, cells in zip(rows, body):
         cells = [c if c else "–" for c in cells]
         if r["partial"]:
             cells[3] = f"{cells[3]} †"
+        if r.get("caveats"):
+            footnotes.append(f"{r['model']}: {'; '.join(r['caveats'])}")
+            cells[3] = f"{cells[3]} ‡{len(footnotes)}"
         lines.append(f"| {r['rank']} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if any(r["partial"] for r in rows):
-        lines.append("")
-        lines.append("† partial: some weighted metrics are missing; the total is the weighted sum of the "
-                     "available ones (not re-weighted) and is not comparable with complete rows.")
+        lines += ["", "† " + _PARTIAL_NOTE]
+    if footnotes:
+        lines += ["", f"‡ {_CAVEAT_NOTE}"] + [f"{i}. {f}" for i, f in enumerate(footnotes, start=1)]
     return f"OpenS2V-Eval {version}, {domain} domain\n\n" + "\n".join(lines) + "\n"
 
 
@@ -264,14 +287,19 @@ def render_html(rows: Sequence[Mapping], version: str, domain: str) -> str:
             text = html.escape(c) if c else "&ndash;"
             if i == 3 and r["partial"]:
                 text += f' <span title="partial: available weight {r["available_weight"]:g}">&dagger;</span>'
+            if i == 3 and r.get("caveats"):
+                text += f' <span title="{html.escape("; ".join(r["caveats"]))}">&Dagger;</span>'
             tds.append(f"<td>{text}</td>")
-        trs.append("<tr" + (' class="partial"' if r["partial"] else "") + ">" + "".join(tds) + "</tr>")
-    note = ("<p>&dagger; partial: some weighted metrics are missing; the total is the weighted sum of the available "
-            "ones, not re-weighted.</p>" if any(r["partial"] for r in rows) else "")
+        cls = " ".join(c for c, on in (("partial", r["partial"]), ("caveat", bool(r.get("caveats")))) if on)
+        trs.append("<tr" + (f' class="{cls}"' if cls else "") + ">" + "".join(tds) + "</tr>")
+    note = f"<p>&dagger; {html.escape(_PARTIAL_NOTE)}</p>" if any(r["partial"] for r in rows) else ""
+    cav = [f"<li>{html.escape(r['model'])}: {html.escape('; '.join(r['caveats']))}</li>" for r in rows if r.get("caveats")]
+    if cav:
+        note += f"<p>&Dagger; {html.escape(_CAVEAT_NOTE)}</p><ul>{''.join(cav)}</ul>"
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>OpenS2V-Eval leaderboard</title>"
             "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-            "td:nth-child(-n+4),th:nth-child(-n+4){text-align:left}tr.partial{color:#777}</style></head><body>"
+            "td:nth-child(-n+4),th:nth-child(-n+4){text-align:left}tr.partial,tr.caveat{color:#777}</style></head><body>"
             f"<h1>OpenS2V-Eval {html.escape(version)}, {html.escape(domain)} domain</h1>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>{note}</body></html>\n")
 
