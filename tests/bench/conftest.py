@@ -72,7 +72,42 @@ def tiny_bench(tmp_path, tiny_clips):
     videos.mkdir()
     for sid, clip in zip(ids[:3], tiny_clips):
         (videos / f"{sid}.mp4").write_bytes(clip.read_bytes())
-    return {"eval_json": eval_json, "videos": videos, "ids": ids, "with_video": ids[:3], "out": tmp_path / "out"}
+    return {"eval_json": eval_json, "videos": videos, "ids": ids, "with_video": ids[:3], "out": tmp_path / "out",
+            "entries": {k: src[k] for k in ids}}
+
+
+def packaged_photo(name: str) -> Path:
+    """A photo shipped with an installed package (skimage data, matplotlib sample data)."""
+    import importlib.util
+    if name == "grace_hopper.jpg":
+        return Path(importlib.util.find_spec("matplotlib").origin).parent / "mpl-data" / "sample_data" / name
+    return Path(importlib.util.find_spec("skimage").origin).parent / "data" / name
+
+
+def make_bench_root(root: Path, eval_json: dict, ids, photos=("grace_hopper.jpg", "astronaut.png", "coffee.png")) -> Path:
+    """An OpenS2V-Eval-like folder: every reference image of `ids`, written at its official
+    relative path from packaged photos (cycled), in the format its extension says."""
+    from PIL import Image
+    k = 0
+    for sid in ids:
+        for rel in eval_json[sid]["img_paths"]:
+            dst = root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(packaged_photo(photos[k % len(photos)])) as im:
+                im.convert("RGB").save(dst)
+            k += 1
+    return root
+
+
+@pytest.fixture()
+def tiny_bench_root(tmp_path, tiny_bench) -> Path:
+    """Reference images for the tiny bench's samples that have a video."""
+    return make_bench_root(tmp_path / "OpenS2V-Eval", tiny_bench["entries"], tiny_bench["with_video"])
+
+
+@pytest.fixture(scope="session")
+def bench_root_factory():
+    return make_bench_root
 
 
 class JudgeServer:

@@ -64,7 +64,7 @@ def test_eval_exit_codes(app, tiny_bench, no_judge_env):
     res = json.loads((tiny_bench["out"] / "results.json").read_text())
     assert "natural" in res["missing_metrics"]
     r = CliRunner().invoke(app, base + ["--metrics", "motion_amplitude"])
-    assert r.exit_code == 1 and "multiface_1" not in r.output   # summary says how many, not every id
+    assert r.exit_code == 1 and "1 of 4 sample videos not found" in r.output   # how many, with examples
     assert "total" in r.output
     r = CliRunner().invoke(app, ["eval", "--domain", "cartoon", "--videos", str(tiny_bench["videos"]),
                                  "--out", str(tiny_bench["out"])])

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from s2vforge.bench.opens2v import runner
@@ -182,9 +183,110 @@ def test_registry_resolves_every_metric_class():
         assert cls.name == name, (name, cls)
 
 
-class ClipStandIn:
-    """A stand-in on another scale: its own name, not comparable."""
-    name = "gme_clip"
+class ConstantEmbedder:
+    """Every text and image embeds to the same unit vector: every cosine is exactly 1."""
+    backend = "stub"
+
+    def embed_texts(self, texts, instruction=None):
+        return np.tile(np.array([1.0, 0.0, 0.0], np.float32), (len(texts), 1))
+
+    def embed_images(self, images):
+        return np.tile(np.array([1.0, 0.0, 0.0], np.float32), (len(images), 1))
+
+
+class OneBoxDetector:
+    """One confident box in every frame, whatever the prompt."""
+    backend, supports_image_prompts = "scripted", True
+
+    def detect(self, image, *, text=None, prompt_image=None):
+        from s2vforge.backends.detection import Detections
+        return Detections(np.array([[0, 0, 40, 40]], np.float32), np.array([0.9], np.float32))
+
+
+def _stubbed(**opts):
+    """metric_options that run the real GmeScore / NexusScore classes on the stubs above."""
+    out = {"gme": {"embedder": ConstantEmbedder()},
+           "nexus": {"detector_obj": OneBoxDetector(), "embedder_obj": ConstantEmbedder()}}
+    for k, v in opts.items():
+        out.setdefault(k, {}).update(v)
+    return out
+
+
+def test_stand_ins_are_filed_under_their_own_names_and_stay_out_of_the_total(tiny_bench, tiny_bench_root):
+    """The real metric classes with stand-in backends: GmeScore on CLIP (another scale) and
+    NexusScore on OWLv2 (the default detector; official scale, not the official detector)."""
+    out = tiny_bench["out"]
+    kw = dict(metrics=["motion_amplitude", "gme", "nexus"], eval_json=tiny_bench["eval_json"])
+    res = evaluate("open", tiny_bench["videos"], tiny_bench_root, out,
+                   metric_options=_stubbed(gme={"backend": "clip"}), **kw)
+    raw = sorted(p.name for p in (out / "raw").glob("*.jsonl"))
+    assert raw == ["gme_clip.jsonl", "motion_amplitude.jsonl", "nexus_owlv2.jsonl"]
+    assert not (out / "metrics" / "gme.json").exists() and (out / "metrics" / "nexus_owlv2.json").exists()
+    assert res["metrics"]["gme"] is None and res["metrics"]["nexus"] is None
+    # gme_clip: every cosine is 1 -> raw 1.0, but CLIP's scale is never normalised as GmeScore
+    assert res["stand_ins"]["gme_clip"]["raw_mean"] == pytest.approx(1.0)
+    assert res["stand_ins"]["gme_clip"]["normalised"] is None
+    # nexus_owlv2: only singleobj_1 applies (face ids skip their Man reference); 32 frames with a box,
+    # every kept similarity 1 -> 1/32, normalised min(x, 0.05)/0.05 = 0.625
+    rows = {r["id"]: r for r in _rows(out / "raw" / "nexus_owlv2.jsonl")}
+    assert rows["singleobj_1"]["value"] == pytest.approx(1 / 32)
+    assert rows["singleface_1"]["status"] == "skipped"
+    assert res["stand_ins"]["nexus_owlv2"]["normalised"] == pytest.approx(0.625)
+    b = res["backends"]
+    assert b["gme"]["instance_name"] == "gme_clip" and b["gme"]["raw_file"] == "raw/gme_clip.jsonl"
+    assert b["gme"]["settings"] == {"backend": "clip", "n_frames": 32}
+    assert b["nexus"]["settings"]["detector"] == "owlv2" and not b["nexus"]["comparable"]
+    assert b["motion_amplitude"]["comparable"] and b["motion_amplitude"]["in_total"]
+    assert not b["gme"]["in_total"] and not b["nexus"]["in_total"]
+    assert res["total_available_weight"] == pytest.approx(0.02)
+    assert "stand-in" in res["missing_metrics"]["gme"] and "another scale" in res["missing_metrics"]["gme"]
+    assert not any(i.startswith(("gme", "nexus")) for i in res["issues"])   # a choice, not a failure
+
+    # asked for: the same-scale stand-in is counted and the results say so; CLIP never is
+    res = evaluate("open", tiny_bench["videos"], tiny_bench_root, out, include_stand_ins=True,
+                   metric_options=_stubbed(gme={"backend": "clip"}), **kw)
+    assert res["stand_ins_in_total"] == ["nexus"] and res["backends"]["nexus"]["in_total"]
+    assert res["metrics"]["nexus"] == pytest.approx(0.625) and res["metrics"]["gme"] is None
+    assert res["total"] == pytest.approx(0.02 * res["metrics"]["motion_amplitude"] + 0.2 * 0.625)
+    assert any("nexus_owlv2 is counted in the total" in n for n in res["notes"])
+    assert "never counted" in res["missing_metrics"]["gme"]
+    assert not res["complete"]
+
+
+def test_gme_2b_is_not_filed_as_gme_and_changed_settings_are_never_mixed(tiny_bench):
+    out = tiny_bench["out"]
+    kw = dict(metrics=["gme"], eval_json=tiny_bench["eval_json"])
+    res = evaluate("open", tiny_bench["videos"], None, out, metric_options=_stubbed(gme={"variant": "2b"}), **kw)
+    assert res["backends"]["gme"]["instance_name"] == "gme_2b" and (out / "raw" / "gme_2b.jsonl").exists()
+    assert res["metrics"]["gme"] is None and res["stand_ins"]["gme_2b"]["normalised"] == pytest.approx(1.0)
+    meta = json.loads((out / "raw" / "gme_2b.meta.json").read_text())
+    assert meta["settings"] == {"backend": "gme", "n_frames": 32, "variant": "2b"} and meta["comparable"] is False
+
+    # the official GME-7B, with 8 frames: same name, but not the official recipe
+    res = evaluate("open", tiny_bench["videos"], None, out, metric_options=_stubbed(gme={"n_frames": 8}), **kw)
+    assert res["backends"]["gme"]["instance_name"] == "gme" and not res["backends"]["gme"]["comparable"]
+    assert res["metrics"]["gme"] is None and res["stand_ins"]["gme"]["normalised"] == pytest.approx(1.0)
+    before = (out / "raw" / "gme.jsonl").read_text()
+
+    # a rerun with the official settings must not resume from the 8-frame rows
+    res = evaluate("open", tiny_bench["videos"], None, out, metric_options=_stubbed(), **kw)
+    reason = res["missing_metrics"]["gme"]
+    assert "other settings" in reason and "n_frames 8 -> 32" in reason and "comparable False -> True" in reason
+    assert res["metrics"]["gme"] is None and res["backends"]["gme"]["status"] == "unavailable"
+    assert any(i.startswith("gme:") for i in res["issues"])
+    assert (out / "raw" / "gme.jsonl").read_text() == before          # nothing mixed in, nothing deleted
+
+    # after deleting them as told, the official run counts
+    (out / "raw" / "gme.jsonl").unlink()
+    (out / "raw" / "gme.meta.json").unlink()
+    res = evaluate("open", tiny_bench["videos"], None, out, metric_options=_stubbed(), **kw)
+    assert res["metrics"]["gme"] == pytest.approx(1.0) and res["backends"]["gme"]["in_total"]
+    assert res["stand_ins"] == {}
+
+
+class ThirdPartyStandIn:
+    """A stand-in from elsewhere that keeps the official name and only says comparable = False."""
+    name = "nexus"
     comparable = False
 
     def __init__(self, **kw):
@@ -197,34 +299,58 @@ class ClipStandIn:
         return True
 
     def compute(self, video, sample):
-        return 0.3
-
-
-class SameScaleStandIn(ClipStandIn):
-    """A stand-in that keeps the official name (e.g. NexusScore with another detector)."""
-    name = "nexus"
-
-    def compute(self, video, sample):
         return 0.02
 
 
-def test_stand_ins_stay_out_of_the_total_unless_asked(tiny_bench, monkeypatch):
-    monkeypatch.setitem(runner.REGISTRY, "gme", f"{__name__}:ClipStandIn")
-    monkeypatch.setitem(runner.REGISTRY, "nexus", f"{__name__}:SameScaleStandIn")
+def test_a_stand_in_keeping_the_official_name_cannot_be_resumed_as_official(tiny_bench, monkeypatch):
     out = tiny_bench["out"]
-    kw = dict(metrics=["motion_amplitude", "gme", "nexus"], eval_json=tiny_bench["eval_json"])
+    kw = dict(metrics=["nexus"], eval_json=tiny_bench["eval_json"])
+    monkeypatch.setitem(runner.REGISTRY, "nexus", f"{__name__}:ThirdPartyStandIn")
     res = evaluate("open", tiny_bench["videos"], None, out, **kw)
-    assert res["metrics"]["gme"] is None and res["metrics"]["nexus"] is None
-    assert res["stand_ins"]["gme_clip"]["raw_mean"] == pytest.approx(0.3)
-    assert res["stand_ins"]["gme_clip"]["normalised"] is None            # other scale: never normalised
-    assert res["stand_ins"]["nexus_standin"]["normalised"] == pytest.approx(0.4)
-    assert "stand-in" in res["missing_metrics"]["gme"]
-    assert not any(i.startswith(("gme", "nexus")) for i in res["issues"])   # a choice, not a failure
-    assert (out / "raw" / "gme_clip.jsonl").exists() and (out / "raw" / "nexus_standin.jsonl").exists()
-    assert not (out / "raw" / "gme.jsonl").exists() and not (out / "raw" / "nexus.jsonl").exists()
-
+    assert res["metrics"]["nexus"] is None and res["stand_ins"]["nexus"]["normalised"] == pytest.approx(0.4)
     res = evaluate("open", tiny_bench["videos"], None, out, include_stand_ins=True, **kw)
-    assert res["stand_ins_in_total"] == ["nexus"]                         # same scale only
-    assert res["metrics"]["nexus"] == pytest.approx(0.4) and res["metrics"]["gme"] is None
-    assert res["total"] == pytest.approx(0.02 * res["metrics"]["motion_amplitude"] + 0.2 * 0.4)
-    assert not res["complete"]
+    assert res["stand_ins_in_total"] == ["nexus"] and res["metrics"]["nexus"] == pytest.approx(0.4)
+
+    class OfficialNamesake(ThirdPartyStandIn):
+        comparable = True
+    monkeypatch.setattr(sys.modules[__name__], "OfficialNamesake", OfficialNamesake, raising=False)
+    monkeypatch.setitem(runner.REGISTRY, "nexus", f"{__name__}:OfficialNamesake")
+    res = evaluate("open", tiny_bench["videos"], None, out, **kw)
+    assert res["metrics"]["nexus"] is None and "other settings" in res["missing_metrics"]["nexus"]
+
+
+def test_bad_metric_options_stop_the_run_before_anything_is_computed(tiny_bench):
+    with pytest.raises(runner.MetricOptionsError) as e:
+        evaluate("open", tiny_bench["videos"], None, tiny_bench["out"], metrics=["motion_amplitude", "facesim"],
+                 metric_options={"facesim": {"backnd": "dlib"}}, eval_json=tiny_bench["eval_json"])
+    assert "backnd" in str(e.value) and "backend" in str(e.value) and "n_frames" in str(e.value)
+    with pytest.raises(EvalError, match="must be 'onnx' or 'dlib'"):
+        evaluate("open", tiny_bench["videos"], None, tiny_bench["out"], metrics=["facesim"],
+                 metric_options={"facesim": {"backend": "insightface"}}, eval_json=tiny_bench["eval_json"])
+    assert not tiny_bench["out"].exists()
+
+
+def test_unknown_metric_names_get_a_hint():
+    with pytest.raises(EvalError, match="did you mean motion_smoothness"):
+        runner.resolve_metric_name("motion_smothness")
+    with pytest.raises(EvalError, match="-O facesim.backend=dlib") as e:
+        runner.resolve_metric_name("facesim_dlib")
+    assert "known: aesthetic, motion_smoothness" in str(e.value)
+
+
+def test_videos_that_match_no_sample_are_explained(tiny_bench, tmp_path):
+    videos = tiny_bench["videos"]
+    (videos / "singleface_2.mp4").rename(videos / "singleface_02.mp4")
+    res = evaluate("open", videos, None, tiny_bench["out"], metrics=["motion_amplitude"],
+                   eval_json=tiny_bench["eval_json"])
+    assert res["unmatched_files"] == {"singleface_02.mp4": "singleface_2"}
+    issue = next(i for i in res["issues"] if "not found" in i)
+    assert "2 of 4" in issue and "singleface_02.mp4 (did you mean singleface_2?)" in issue
+
+    empty = tmp_path / "wrong"
+    empty.mkdir()
+    (empty / "multiface_1.mp4").write_bytes((videos / "singleface_1.mp4").read_bytes())
+    with pytest.raises(EvalError, match="use --domain open"):          # an Open-only id, run as Human
+        evaluate("human", empty, None, tmp_path / "o", metrics=["motion_amplitude"])
+    with pytest.raises(EvalError, match="holds no video file"):
+        evaluate("open", tmp_path, None, tmp_path / "o2", metrics=["motion_amplitude"])

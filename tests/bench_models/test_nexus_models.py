@@ -94,7 +94,9 @@ def test_nexus_metric_counts_frames_with_detections(tmp_path, media):
     # frames 0 and 2 had detections -> T' = 2; the 1 px box is skipped; the 0.55 box fails conf > 0.6
     assert d["frames_with_detections"] == 2 and d["n_boxes"] == 3 and d["n_tiny_boxes_skipped"] == 1
     assert d["n_kept"] == 1 and d["nexus_undivided"] == pytest.approx(1.0, abs=1e-9)
-    assert rec["value"] == pytest.approx(0.5) and metric.name == "nexus"
+    assert rec["value"] == pytest.approx(0.5)
+    # OWLv2 (the default detector) stands in for YOLO-World: its own name, never the official one
+    assert metric.name == "nexus_owlv2" and not metric.comparable and metric.same_scale
 
 
 @pytest.mark.reference

@@ -55,15 +55,18 @@ def _histograms(clips: list[dict], filters: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _thumb_grid(dataset: Path, clips: list[dict], title: str) -> str:
+def _thumb_grid(dataset: Path, clips: list[dict], title: str, names: dict[str, str]) -> str:
     cells = []
     for c in clips[:MAX_THUMBS]:
         b64 = _b64_file(dataset / "thumbs" / f"{c['clip_id']}.jpg")
         img = f'<img src="data:image/jpeg;base64,{b64}">' if b64 else '<div class="noimg">no frame</div>'
-        reasons = ", ".join(c.get("reject_reasons") or []) or "kept"
+        reasons = ", ".join(c.get("reject_reasons") or [])
+        verdict = f'<span class="why">{_esc(reasons)}</span>' if reasons else '<span class="ok">kept</span>'
+        source = names.get(c["video_id"], c["video_id"])
         scores = " ".join(f"{k[6:]}={c[k]:.3g}" for k in sorted(c) if k.startswith("score_") and c[k] is not None)
-        cells.append(f'<figure>{img}<figcaption><b>{_esc(c["clip_id"])}</b><br>{c["start_s"]:.2f}-{c["end_s"]:.2f}s'
-                     f'<br><span class="why">{_esc(reasons)}</span><br><small>{_esc(scores)}</small></figcaption></figure>')
+        cells.append(f'<figure>{img}<figcaption><b>{_esc(source)}</b> {c["start_s"]:.2f}-{c["end_s"]:.2f}s'
+                     f'<br>{verdict}<br><small>{_esc(scores)}</small><br><small class="id">{_esc(c["clip_id"])}</small>'
+                     f'</figcaption></figure>')
     more = f"<p>{len(clips) - MAX_THUMBS} more not shown.</p>" if len(clips) > MAX_THUMBS else ""
     return f"<h2>{_esc(title)} ({len(clips)})</h2><div class='grid'>{''.join(cells)}</div>{more}"
 
@@ -102,9 +105,10 @@ def curation_section(dataset: Path) -> str:
         parts.append("<h2>Inputs that could not be used</h2><table><tr><th>path</th><th>status</th><th>error</th></tr>" +
                      "".join(f"<tr><td><code>{_esc(v['path'])}</code></td><td>{_esc(v['status'])}</td>"
                              f"<td>{_esc(v['error'])}</td></tr>" for v in bad) + "</table>")
-    parts.append(_thumb_grid(dataset, kept, "Kept clips"))
+    names = {v["video_id"]: v["path"].rsplit("/", 1)[-1] for v in videos}
+    parts.append(_thumb_grid(dataset, kept, "Kept clips", names))
     parts.append(_thumb_grid(dataset, [c for c in rejected if "too_short" not in (c["reject_reasons"] or [])],
-                             "Rejected clips"))
+                             "Rejected clips (scored)", names))
     return "\n".join(parts)
 
 
@@ -114,7 +118,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}
 .kv th{background:#f5f5f5}.grid{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;width:240px;font-size:11px}figure img{width:240px;border:1px solid #ccc}
-.why{color:#a33}.hist{border:1px solid #eee}.noimg{width:240px;height:135px;background:#eee}"""
+.why{color:#a33}.ok{color:#2a7a2a;font-weight:bold}.id{color:#888}.hist{border:1px solid #eee}.noimg{width:240px;height:135px;background:#eee}"""
 
 
 def write_report(dataset: str | Path) -> Path:

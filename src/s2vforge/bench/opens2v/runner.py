@@ -445,7 +445,7 @@ def summarise_metric(name: str, rows: Mapping[str, dict], n_with_video: int) -> 
     return out
 
 
-def describe_videos(samples: list[Sample], videos_dir: Path, domain: str) -> dict:
+def describe_videos(samples: list[Sample], videos_dir: Path, domain: str, suggest_domain: bool = True) -> dict:
     """Which sample ids lack a video, which video files match no id (with the id they were
     probably meant for), and, when nothing matches, which domain the files belong to."""
     import difflib
@@ -458,7 +458,7 @@ def describe_videos(samples: list[Sample], videos_dir: Path, domain: str) -> dic
             close = difflib.get_close_matches(f.stem, ids, n=1, cutoff=0.8)
             unmatched[f.name] = close[0] if close else None
     other_domain = None
-    if files and not any(s.video_path for s in samples):
+    if suggest_domain and files and not any(s.video_path for s in samples):
         stems = {f.stem for f in files}
         for dom in scoring.DOMAINS:
             if dom != domain and stems & {x.id for x in _load(dom)}:
@@ -528,7 +528,7 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
             built[name] = None
 
     samples = load_samples(dom, bench_root, vdir, eval_json)
-    info = describe_videos(samples, vdir, dom)
+    info = describe_videos(samples, vdir, dom, suggest_domain=eval_json is None)
     missing_videos = info["missing"]
     n_with_video = len(samples) - len(missing_videos)
     if n_with_video == 0:
