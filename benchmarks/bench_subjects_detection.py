@@ -197,6 +197,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=120, help="composites per kind")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="comma-separated backend names to run (default: all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "_work" / "subjects_detection.json")
     args = ap.parse_args(argv)
     from s2vforge.backends.errors import BackendUnavailable
@@ -220,6 +221,8 @@ def main(argv=None) -> int:
     samples = {"face": faces, "person": persons, "object": objects}
     for kind, entries in makers.items():
         for name, make in entries:
+            if args.only and name not in args.only.split(","):
+                continue
             try:
                 det = make()
             except BackendUnavailable as e:

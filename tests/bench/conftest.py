@@ -84,7 +84,8 @@ def packaged_photo(name: str) -> Path:
     return Path(importlib.util.find_spec("skimage").origin).parent / "data" / name
 
 
-def make_bench_root(root: Path, eval_json: dict, ids, photos=("grace_hopper.jpg", "astronaut.png", "coffee.png")) -> Path:
+def make_bench_root(root: Path, eval_json: dict, ids,
+                    photos=("grace_hopper.jpg", "astronaut.png", "coffee.png")) -> Path:
     """An OpenS2V-Eval-like folder: every reference image of `ids`, written at its official
     relative path from packaged photos (cycled), in the format its extension says."""
     from PIL import Image

@@ -10,7 +10,8 @@ from s2vforge.backends.errors import ModelNotFound
 from s2vforge.backends.face import (ARCFACE_TEMPLATE_112, Face, ScrfdDetector, align_face, arcface_template,
                                     detect_largest_with_retry, find_face_models, similarity_transform)
 from s2vforge.bench.opens2v.metrics.base import Sample
-from s2vforge.bench.opens2v.metrics.facesim import FaceSimCur, facesim_from_sims, reference_face_path
+from s2vforge.bench.opens2v.metrics.facesim import (FaceSimCur, arc_score_as_official, facesim_from_sims,
+                                                     reference_face_path)
 
 from .conftest import read_frames, video_with_frames
 
@@ -143,6 +144,40 @@ def test_facesim_onnx_pipeline_end_to_end(face_model_dir, media, tmp_path):
 def test_facesim_aggregation_clips_and_drops_zeros():
     assert facesim_from_sims([0.8, -0.3, 0.0, 0.6]) == pytest.approx(0.7)
     assert facesim_from_sims([-0.1]) == 0.0 and facesim_from_sims([]) == 0.0
+    # the original's arc_score filter compares the list to 0.0, so its clipped zeros stay in
+    assert arc_score_as_official([0.8, -0.3, 0.0, 0.6]) == pytest.approx(0.35)
+    assert arc_score_as_official([]) == 0.0
+
+
+class _FillPipeline:
+    """Embeds an image by its fill value: a frame filled with v gets cur/arc vectors at cosines COS[v]."""
+    keys = ("cur", "arc")
+    COS = {10: (0.9, 0.8), 20: (0.5, -0.4), 30: (0.7, 0.6)}          # fill -> (cur cosine, arc cosine)
+
+    @staticmethod
+    def _unit(c):
+        return np.array([c, np.sqrt(1 - c * c)])
+
+    def embed_largest(self, image):
+        v = int(image[0, 0, 0])
+        if v == 0:                                                     # the reference
+            return {"cur": np.array([1.0, 0.0]), "arc": np.array([1.0, 0.0])}
+        cur, arc = self.COS[v]
+        return {"cur": self._unit(cur), "arc": self._unit(arc)}
+
+
+def test_facesim_reports_arc_both_as_the_original_and_corrected(tmp_path, media):
+    from PIL import Image
+    ref = tmp_path / "Images" / "singleface" / "crop_man" / "1.png"
+    ref.parent.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(ref)
+    frames = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (10, 20, 30)])
+    metric = FaceSimCur(n_frames=3, pipeline=_FillPipeline())
+    rec = metric.compute_record(video_with_frames(media["bikes"], frames), Sample(id="singleface_1", prompt="p",
+                                                                                   ref_paths=[ref]))
+    assert rec["value"] == pytest.approx((0.9 + 0.5 + 0.7) / 3)                 # no Cur zero to drop
+    assert rec["details"]["facesim_arc"] == pytest.approx((0.8 + 0.0 + 0.6) / 3)  # zero kept, as the original
+    assert rec["details"]["facesim_arc_zeros_dropped"] == pytest.approx(0.7)
 
 
 def test_dlib_facesim_separates_identities(media, tmp_path):

@@ -107,18 +107,21 @@ SUBJECTS = (
 )
 
 
-def backgrounds() -> list[tuple[str, str, np.ndarray]]:
-    """(name, source path or clip, RGB) of real scenes used behind the subjects."""
-    out = [
-        ("garage", str(skimage_photo("motorcycle_left.png")), load_rgb(str(skimage_photo("motorcycle_left.png")))),
-        ("street_a", "bikes.mp4", video_frame("bikes.mp4", 10)),
-        ("street_b", "bikes.mp4", video_frame("bikes.mp4", 200)),
-        ("launch_pad", str(skimage_photo("rocket.jpg")), load_rgb(str(skimage_photo("rocket.jpg")))),
-        ("table", str(skimage_photo("coffee.png")), load_rgb(str(skimage_photo("coffee.png")))),
-        ("grass", str(skimage_photo("grass.png")), load_rgb(str(skimage_photo("grass.png")))),
-        ("bricks", str(skimage_photo("brick.png")), load_rgb(str(skimage_photo("brick.png")))),
-    ]
-    return out
+BACKGROUNDS = {   # name -> (source, loader): real scenes used behind the subjects
+    "garage": (str(skimage_photo("motorcycle_left.png")), lambda: load_rgb(str(skimage_photo("motorcycle_left.png")))),
+    "street_a": ("bikes.mp4", lambda: video_frame("bikes.mp4", 10)),
+    "street_b": ("bikes.mp4", lambda: video_frame("bikes.mp4", 200)),
+    "launch_pad": (str(skimage_photo("rocket.jpg")), lambda: load_rgb(str(skimage_photo("rocket.jpg")))),
+    "table": (str(skimage_photo("coffee.png")), lambda: load_rgb(str(skimage_photo("coffee.png")))),
+    "grass": (str(skimage_photo("grass.png")), lambda: load_rgb(str(skimage_photo("grass.png")))),
+    "bricks": (str(skimage_photo("brick.png")), lambda: load_rgb(str(skimage_photo("brick.png")))),
+}
+
+
+def backgrounds(names=None) -> list[tuple[str, str, np.ndarray]]:
+    """(name, source, RGB) of the chosen backgrounds (all by default)."""
+    names = list(BACKGROUNDS) if names is None else list(names)
+    return [(n, BACKGROUNDS[n][0], BACKGROUNDS[n][1]()) for n in names]
 
 
 def fit_background(bg: np.ndarray, wh: tuple[int, int] = CANVAS_WH) -> np.ndarray:
@@ -182,12 +185,12 @@ def composite(subject: Subject, bg_name: str, bg_rgb: np.ndarray, *, height_frac
     return Composite(name or f"{subject.name}@{bg_name}", subject, bg_name, np.ascontiguousarray(canvas), full, box)
 
 
-def composites(n_per_pair: int = 2, seed: int = 0, subjects=SUBJECTS) -> list[Composite]:
+def composites(n_per_pair: int = 2, seed: int = 0, subjects=SUBJECTS, bg_names=None) -> list[Composite]:
     """Every subject on every background that is not its own photo, `n_per_pair` random
     variations each (seeded, so the set is the same on every run)."""
     rng = np.random.default_rng(seed)
     out = []
-    bgs = backgrounds()
+    bgs = backgrounds(bg_names)
     for subj in subjects:
         for bg_name, bg_src, bg_rgb in bgs:
             if bg_src == subj.source:

@@ -112,11 +112,12 @@ def eval_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (reruns resume)."),
     version: str = typer.Option("v1.1", "--version", help="v1.1 | v1.0 (weights and columns)."),
     metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-m", help="Metrics to run (repeat or comma-"
-                                                "separate): aesthetic, motion_smoothness, motion_amplitude, facesim, gme, "
-                                                "nexus, natural, motion_magnitude; default: every metric the domain weighs."),
+                                                "separate): aesthetic, motion_smoothness, motion_amplitude, facesim, "
+                                                "gme, nexus, natural, motion_magnitude; default: every metric the "
+                                                "domain weighs."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-O", help="Metric option METRIC.KEY=VALUE, "
-                                               "e.g. facesim.backend=dlib, natural.base_url=http://localhost:8000/v1, "
-                                               "aesthetic.clip_dir=..."),
+                                               "e.g. facesim.backend=dlib, natural.base_url=http://localhost:8000/v1,"
+                                               " aesthetic.clip_dir=..."),
     eval_json: Optional[Path] = typer.Option(None, "--eval-json", help="Prompt file to use instead of the packaged one."),
     model_name: Optional[str] = typer.Option(None, "--name", help="Model name in results/leaderboards (default: "
                                              "the videos folder name)."),

@@ -200,7 +200,7 @@ def _caveats(r: Mapping) -> list[str]:
         out.append("stand-ins counted: " + ", ".join(backends.get(m, {}).get("instance_name", m) for m in si))
     n, found = r.get("n_samples"), r.get("n_videos_found")
     if isinstance(n, int) and isinstance(found, int) and found < n:
-        out.append(f"videos: {found} of {n}")
+        out.append(f"scored on {found} of {n} sample videos")
     return out
 
 
@@ -267,7 +267,7 @@ def render_markdown(rows: Sequence[Mapping], version: str, domain: str) -> str:
         if r["partial"]:
             cells[3] = f"{cells[3]} †"
         if r.get("caveats"):
-            footnotes.append(f"{r['model']}: {'; '.join(r['caveats'])}")
+            footnotes.append(f"{r['model']} – {'; '.join(r['caveats'])}")
             cells[3] = f"{cells[3]} ‡{len(footnotes)}"
         lines.append(f"| {r['rank']} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if any(r["partial"] for r in rows):
@@ -293,7 +293,8 @@ def render_html(rows: Sequence[Mapping], version: str, domain: str) -> str:
         cls = " ".join(c for c, on in (("partial", r["partial"]), ("caveat", bool(r.get("caveats")))) if on)
         trs.append("<tr" + (f' class="{cls}"' if cls else "") + ">" + "".join(tds) + "</tr>")
     note = f"<p>&dagger; {html.escape(_PARTIAL_NOTE)}</p>" if any(r["partial"] for r in rows) else ""
-    cav = [f"<li>{html.escape(r['model'])}: {html.escape('; '.join(r['caveats']))}</li>" for r in rows if r.get("caveats")]
+    cav = [f"<li>{html.escape(r['model'])} &ndash; {html.escape('; '.join(r['caveats']))}</li>" for r in rows
+           if r.get("caveats")]
     if cav:
         note += f"<p>&Dagger; {html.escape(_CAVEAT_NOTE)}</p><ul>{''.join(cav)}</ul>"
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>OpenS2V-Eval leaderboard</title>"

@@ -17,6 +17,7 @@ class AestheticScore:
     """Raw value: mean LAION aesthetic (~1..10) over 32 uniform frames."""
     name = "aesthetic"
     comparable = True         # with the official 32 frames
+    same_scale = True
 
 
     def __init__(self, backend: str = "laion", clip_dir=None, mlp_path=None, model_dir=None, device: str = "cpu",

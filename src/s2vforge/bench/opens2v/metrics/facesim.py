@@ -9,8 +9,10 @@ is clipped at 0, zeros are dropped, and the raw value is the mean (0.0 when no f
 face; no value when the reference has none, as the original skips that video).
 
 backend="onnx" (reference, name `facesim`; also reports FaceSim-Arc in details when an
-insightface ArcFace ONNX sits beside the detector) or backend="dlib" (embedded, name
-`facesim_dlib`: dlib's detector and 128-d embedding, a different scale - never mixed).
+insightface ArcFace ONNX sits beside the detector: `facesim_arc` as the original computes it,
+zeros kept by its list-vs-float filter, and `facesim_arc_zeros_dropped`) or backend="dlib"
+(embedded, name `facesim_dlib`: dlib's detector and 128-d embedding, a different scale -
+never mixed).
 """
 from __future__ import annotations
 
@@ -75,10 +77,18 @@ class DlibFacePipeline:
 
 
 def facesim_from_sims(sims: list[float]) -> float:
-    """get_facesim.py: cosine clipped at 0, zeros dropped, mean; 0.0 when nothing is left."""
+    """get_facesim.py cur_score: cosine clipped at 0, zeros dropped, mean; 0.0 when nothing is left."""
     kept = [max(0.0, float(s)) for s in sims]
     kept = [s for s in kept if s != 0.0]
     return float(np.mean(kept)) if kept else 0.0
+
+
+def arc_score_as_official(sims: list[float]) -> float:
+    """get_facesim.py arc_score: its zero filter reads `if arc_scores != 0.0` (the list, not the
+    score), which is always true, so clipped zeros are *kept* in the mean. Reproduced as such;
+    the corrected reading is facesim_from_sims()."""
+    clipped = [max(0.0, float(s)) for s in sims]
+    return float(np.mean(clipped)) if clipped else 0.0
 
 
 class FaceSimCur:
@@ -131,8 +141,9 @@ class FaceSimCur:
         main = "cur" if self.backend == "onnx" else "dlib"
         details = {"metric": self.name, "frames_with_face": with_face, "n_frames": self.n_frames,
                    "reference": ref_path.name}
-        if "arc" in sims:
-            details["facesim_arc"] = facesim_from_sims(sims["arc"])
+        if "arc" in sims:      # FaceSim-Arc is reported by the original but weighs nothing in the total
+            details["facesim_arc"] = arc_score_as_official(sims["arc"])
+            details["facesim_arc_zeros_dropped"] = facesim_from_sims(sims["arc"])
         return {"value": facesim_from_sims(sims[main]), "details": details}
 
     def compute(self, video: Video, sample: Sample) -> float | None:
