@@ -101,6 +101,45 @@ def demo(
 
 
 @app.command()
+def subjects(
+    dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="A dataset written by `curate`."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Built-in recipe name or a YAML file "
+                                                                     "(its `subjects:` section)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Find subjects (faces, people, objects) in kept clips: subjects.parquet + RGBA reference crops."""
+    from .recipes import RecipeError, load_recipe
+    from .report.html import write_report
+    from .stages.subjects.pipeline import run_subjects
+    try:
+        rec = load_recipe(recipe)
+    except RecipeError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    if not (dataset / "clips.parquet").exists():
+        err.print(f"[red]error:[/red] {dataset} has no clips.parquet: run `s2vforge curate ... --out {dataset}` first")
+        raise typer.Exit(2)
+    import pyarrow.parquet as pq
+    n_kept = sum(1 for k in pq.read_table(dataset / "clips.parquet", columns=["keep"]).column("keep").to_pylist() if k)
+    prog, task = _progress(n_kept, enabled=not quiet and not as_json)
+    prog.update(task, description="subjects")
+
+    def on_progress(meta: dict) -> None:
+        prog.update(task, advance=1, last=str(meta.get("clip_id", ""))[:28])
+
+    with prog:
+        summary = run_subjects(dataset, rec, workers=workers, progress=on_progress)
+    write_report(dataset)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    elif not quiet:
+        err.print(json.dumps(summary, indent=2, default=str)[:2000])
+        err.print(f"tables: {dataset / 'subjects.parquet'}; report: {dataset / 'report.html'}")
+
+
+@app.command()
 def report(dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory.")):
     """(Re)write DATASET/report.html from the tables."""
     from .report.html import write_report

@@ -112,7 +112,12 @@ def curation_section(dataset: Path) -> str:
     return "\n".join(parts)
 
 
-SECTIONS = [curation_section]
+def _subjects_section(dataset: Path) -> str:
+    from .subjects import subjects_section   # imported lazily: the subjects page is optional
+    return subjects_section(dataset)
+
+
+SECTIONS = [curation_section, _subjects_section]
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}
