@@ -31,7 +31,8 @@ def carphone_frames(start: int, stop: int, step: int = 6) -> list[np.ndarray]:
     return [cv2.resize(f, FRAME_WH, interpolation=cv2.INTER_CUBIC) for f in _carphone()[start:stop:step]]
 
 
-def moving_shot(photo: np.ndarray, n: int, centre: tuple[float, float], zoom=(1.0, 1.25), pan=(-0.06, 0.06)) -> list[np.ndarray]:
+def moving_shot(photo: np.ndarray, n: int, centre: tuple[float, float], zoom=(1.0, 1.25),
+                pan=(-0.06, 0.06)) -> list[np.ndarray]:
     """n frames of a window with the frame's aspect moving over the photo: zooming from
     zoom[0] to zoom[1] and panning horizontally by `pan` (share of the photo width)."""
     h, w = photo.shape[:2]

@@ -116,7 +116,8 @@ class FakeClient:
         return self.reply
 
 
-ALL_YES = json.dumps({c: {"answer": "yes", "reason": f"{c} ok"} for c in ("completeness", "specificity", "phrase_match")})
+CHECKS = ("completeness", "specificity", "phrase_match")
+ALL_YES = json.dumps({c: {"answer": "yes", "reason": f"{c} ok"} for c in CHECKS})
 
 
 def test_recheck_json_reply_and_request(cat):

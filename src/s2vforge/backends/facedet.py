@@ -102,6 +102,9 @@ class MediapipeFaces:
         with quiet_native_stderr():
             self._short = solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_score)
             self._full = solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+            blank = np.zeros((64, 64, 3), np.uint8)      # graphs start (and log) on their first frame
+            self._short.process(blank)
+            self._full.process(blank)
         self.tile_side = tile_side
 
     def _run(self, model, img: np.ndarray, ox: int, oy: int, out: list[Detection], w: int, h: int) -> None:

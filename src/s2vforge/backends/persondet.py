@@ -7,8 +7,9 @@ Embedded backends (no weights outside installed packages):
   around the joints and the head above the eyes/ears. Works on upper-body and seated shots.
 - `hog`: OpenCV's HOG + linear SVM people detector (Dalal & Triggs), several people per frame
   but only upright, mostly full-body pedestrians of at least 64x128 px.
-- `auto` (default): both, merged by NMS, so the prominent person comes from pose and further
-  full-body people from HOG.
+- `auto`: both, merged by NMS, so the prominent person comes from pose and further full-body
+  people from HOG. Not the recipes' default: on benchmarks/bench_subjects_detection.py HOG found
+  none of the upper-body people and only added false positives (docs/quality.md).
 
 Scores: pose uses the mean visibility of the landmarks it kept; HOG's SVM margin is mapped
 through a logistic so that both read as 0..1 confidences.
@@ -47,6 +48,7 @@ class MediapipePose:
             # model_complexity=1 (pose_landmark_full) ships in the wheel; 2 (heavy) is downloaded: never use it
             self._pose = solutions.pose.Pose(static_image_mode=True, model_complexity=1,
                                              min_detection_confidence=min_detection)
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))   # graphs start (and log) on their first frame
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
@@ -140,7 +142,7 @@ class AutoPeople:
 PERSON_BACKENDS = ("auto", "mediapipe-pose", "hog")
 
 
-def load_person_detector(backend: str = "auto"):
+def load_person_detector(backend: str = "mediapipe-pose"):
     if backend == "auto":
         return AutoPeople()
     if backend in ("mediapipe-pose", "mediapipe", "pose"):

@@ -23,7 +23,7 @@ import numpy as np
 from .facedet import Detection, clip_box, nms
 
 SR_SIDE = 64                 # Hou & Zhang 2007: the spectral residual is computed on a 64 px image
-SR_BLUR_SIGMA = 2.5          # Hou & Zhang 2007 smooth the map with a Gaussian (sigma 8 px at 64x64 display... ours: 2.5 at 64)
+SR_BLUR_SIGMA = 2.5          # ours: Hou & Zhang 2007 smooth the map with a Gaussian; 2.5 px at the 64 px size
 FT_BLUR = 5                  # Achanta et al. 2009: 5x5 Gaussian before the Lab distance
 WORK_SIDE = 256              # ours: thresholding / components / GrabCut run at this long side
 THRESHOLD_K = 2.5            # between Hou & Zhang's 3x mean and Achanta's 2x mean adaptive threshold
@@ -115,6 +115,7 @@ def grabcut_box(img: np.ndarray, comp: np.ndarray, box: tuple[int, int, int, int
     if (mask == cv2.GC_BGD).sum() == 0:          # the box is the whole frame: give GrabCut a border
         mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)     # GrabCut's GMM init draws from OpenCV's RNG: same frame, same box on every run
     try:
         cv2.grabCut(np.ascontiguousarray(img), mask, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

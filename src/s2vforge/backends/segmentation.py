@@ -115,7 +115,8 @@ class Sam2BoxSegmenter:
         self.dtype = dtype
 
     @classmethod
-    def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None) -> "Sam2BoxSegmenter":
+    def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
+                 dtype=None) -> "Sam2BoxSegmenter":
         root = find_sam2_dir(model_dir)
         try:
             import torch

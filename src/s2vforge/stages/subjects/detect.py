@@ -29,7 +29,8 @@ SALIENT_COVERED_IOU = 0.5        # ours: a salient region matching a named subje
 
 DEFAULT_DETECT = {
     "face": "mediapipe",          # embedded BlazeFace (see backends/facedet.py); dlib | scrfd
-    "person": "auto",             # embedded pose + HOG (see backends/persondet.py); mediapipe-pose | hog | none
+    "person": "mediapipe-pose",   # embedded (backends/persondet.py); auto (+ HOG) | hog | none. HOG adds false
+                                  # positives and found no upper-body person on benchmarks/bench_subjects_detection.py
     "objects": "saliency",        # class-agnostic embedded objects; none to disable
     "saliency_method": "combined",
     "objects_require_phrase": True,

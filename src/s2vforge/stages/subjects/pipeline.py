@@ -306,13 +306,18 @@ def write_png_atomic(path: Path, rgba: np.ndarray) -> None:
 
 def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path, state: dict | None = None) -> tuple[list[dict], dict]:
     """Rows of one clip (see module doc) and a small meta dict. Never raises for bad media."""
+    from ...backends.errors import BackendUnavailable
     from .boxrules import BoxRules, apply_box_rules
-    from .phrases import extract_phrases
+    from .phrases import PhraseResult, extract_phrases, fixed_phrases
     state = state or _worker_state(cfg)
     t0 = time.perf_counter()
     base = {"clip_id": clip["clip_id"], "video_id": clip.get("video_id"),
             "group_id": clip.get("group_id") or (video or {}).get("group_id") or clip.get("video_id")}
-    pres = extract_phrases(clip.get("caption"), cfg["phrases"].get("backend", "spacy"), state.get("client"))
+    try:
+        pres = extract_phrases(clip.get("caption"), cfg["phrases"].get("backend", "spacy"), state.get("client"))
+    except BackendUnavailable as e:     # no spaCy model: the fixed categories are still looked for
+        state["unavailable"]["phrases"] = str(e)
+        pres = PhraseResult(fixed_phrases(), ["phrases_unavailable"], cfg["phrases"].get("backend", "spacy"))
     base["caption_verdicts"] = list(pres.verdicts)
     base["caption_phrases"] = [p.text for p in pres.subjects]
     try:

@@ -182,6 +182,8 @@ _ALIASES = {
 _YES = frozenset({"yes", "y", "true", "1", "pass", "passed", "correct"})
 _NO = frozenset({"no", "n", "false", "0", "fail", "failed", "incorrect"})
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+_LEADING_VERDICT = re.compile(r"^\s*[*_`\"']*\s*(yes|no|true|false)\b[\s*_`\"'.,:;\-\u2013\u2014]*", re.IGNORECASE)
+_LINE_TAIL = r")[*_`\"']*\s*[:=\-\u2013\u2014]\s*[*_`\"']*(yes|no|true|false)\b[*_`\"']*[\s.,:;\-\u2013\u2014]*(.*)$"
 
 
 def _norm_key(k: str) -> str:
@@ -213,7 +215,7 @@ def _verdict(value) -> tuple[str | None, str | None]:
         return _yes_no(answer), (str(reason).strip() if reason is not None else None)
     if isinstance(value, str):
         ans = _yes_no(value)
-        rest = re.sub(r"^\s*[*_`\"']*\s*(yes|no|true|false)\b[\s*_`\"'.,:;\-\u2013\u2014]*", "", value, flags=re.I).strip()
+        rest = _LEADING_VERDICT.sub("", value).strip()
         return ans, (rest or None)
     return _yes_no(value), None
 
@@ -250,7 +252,7 @@ def parse_recheck(text: str | None) -> dict:
         if check in found and found[check][0] is not None:
             continue
         pattern = (r"(?im)^[\s>*#\-\d.)]*[*_`\"']*(?:" + "|".join(re.escape(n).replace("_", r"[\s_-]?") for n in names)
-                   + r")[*_`\"']*\s*[:=\-\u2013\u2014]\s*[*_`\"']*(yes|no|true|false)\b[*_`\"']*[\s.,:;\-\u2013\u2014]*(.*)$")
+                   + _LINE_TAIL)
         m = re.search(pattern, text)
         if m:
             found[check] = (_yes_no(m.group(1)), m.group(2).strip() or None)
