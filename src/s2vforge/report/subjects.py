@@ -47,6 +47,69 @@ def _b64(path: Path) -> str | None:
     return base64.b64encode(buf.tobytes()).decode() if ok else None
 
 
+MAX_OVERLAY_FRAMES = 12
+OVERLAY_WIDTH = 360
+
+
+def _clip_frame(dataset: Path, clip_id: str, frame_idx: int):
+    """Frame `frame_idx` (0 = first frame of the clip) of a kept clip's file, RGB, or None."""
+    from ..media.decode import iter_frames
+    path = dataset / "clips" / f"{clip_id}.mp4"
+    if not path.exists():
+        return None
+    try:
+        for i, _, rgb in iter_frames(str(path)):
+            if i == frame_idx:
+                return rgb
+    except Exception:  # an unreadable clip only costs its overlay
+        return None
+    return None
+
+
+def _overlays(dataset: Path, rows: list[dict]) -> str:
+    """Frames with every subject box (green kept, red rejected) and mask outline drawn on them."""
+    import cv2
+    import numpy as np
+    from ..stages.subjects.rle import rle_to_mask
+
+    frames: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        if r["category"] != "none" and r["bbox"] is not None:
+            frames.setdefault((r["clip_id"], r["frame_idx"]), []).append(r)
+    keyed = sorted(frames, key=lambda k: (-sum(x["keep"] for x in frames[k]), k))[:MAX_OVERLAY_FRAMES]
+    cells = []
+    for clip_id, idx in keyed:
+        rgb = _clip_frame(dataset, clip_id, idx)
+        if rgb is None:
+            continue
+        img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        for r in frames[(clip_id, idx)]:
+            colour = (60, 200, 60) if r["keep"] else (60, 60, 220)
+            if r.get("mask_rle"):
+                try:
+                    mask = rle_to_mask(json.loads(r["mask_rle"])).astype(np.uint8)
+                    if mask.shape == img.shape[:2]:
+                        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                        cv2.drawContours(img, contours, -1, (255, 200, 0), 2)
+                except (ValueError, KeyError, TypeError):
+                    pass
+            x0, y0, x1, y1 = (int(v) for v in r["bbox"])
+            cv2.rectangle(img, (x0, y0), (x1, y1), colour, 2)
+            cv2.putText(img, f"{r['category']} {r['det_score']:.2f}", (x0 + 3, max(14, y0 + 16)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (OVERLAY_WIDTH, max(1, round(h * OVERLAY_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            cells.append(f"<figure style='width:{OVERLAY_WIDTH}px'><img style='width:{OVERLAY_WIDTH}px' "
+                         f"src='data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}'>"
+                         f"<figcaption><small>{_esc(clip_id)} frame {idx}</small></figcaption></figure>")
+    if not cells:
+        return ""
+    return ("<h2>Subjects on frames</h2><p>Boxes: green kept, red rejected; blue: mask outline.</p>"
+            f"<div class='grid'>{''.join(cells)}</div>")
+
+
 def _verdict_key(v: str) -> str:
     return v.split(":")[0].split("<")[0].split(">")[0]
 
@@ -57,7 +120,8 @@ def subjects_section(dataset: Path) -> str:
     if not path.exists():
         return ""
     import pyarrow.parquet as pq
-    rows = pq.read_table(path, columns=["subject_id", "clip_id", "phrase", "category", "bbox", "crop_path", "det_score",
+    rows = pq.read_table(path, columns=["subject_id", "clip_id", "frame_idx", "mask_rle", "phrase", "category", "bbox",
+                                        "crop_path", "det_score",
                                         "backend", "checks", "keep", "caption_verdicts", "quality"]).to_pylist()
     run = {}
     if (dataset / "subjects_run.json").exists():
@@ -108,5 +172,6 @@ def subjects_section(dataset: Path) -> str:
                      f"{r['det_score']:.2f})<br><small>{_esc(r['clip_id'])}</small><br><small>{_esc(qs)}</small>"
                      f"</figcaption></figure>")
     more = f"<p>{len(kept) - MAX_CROPS} more not shown.</p>" if len(kept) > MAX_CROPS else ""
+    parts.append(_overlays(dataset, rows))
     parts.append(f"<h2>Kept subject crops ({len(kept)})</h2><div class='grid subj'>{''.join(cells)}</div>{more}")
     return "\n".join(parts)
