@@ -17,7 +17,6 @@ torch and transformers are imported only when a predictor is built.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendUnavailable, ModelNotFound
+from .hf import quiet_transformers
 from .paths import find_model_dir, model_search_dirs
 
 CLIP_HF_REPO = "openai/clip-vit-large-patch14"
@@ -104,23 +104,6 @@ def _resolve_dtype(torch, dtype, device: str):
     return dtype
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Loading only the vision tower of a full CLIP checkpoint reports the text weights as
-    unused; that is expected here, so keep it (and progress bars) off the console."""
-    from transformers.utils import logging as hf_logging
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _clip_image_processor(clip_dir: Path):
     """CLIP preprocessing (shortest side 224 bicubic, centre crop, OpenAI mean/std) with the
     PIL backend, as the original predictor used; defaults if the dir has no processor config."""
@@ -164,7 +147,7 @@ class AestheticPredictor:
                                                 "projection_dim": config.get("projection_dim", 768)})
         else:
             vision_config = CLIPVisionConfig.from_pretrained(str(clip_root))
-        with _quiet_transformers():
+        with quiet_transformers():
             vision = CLIPVisionModelWithProjection.from_pretrained(str(clip_root), config=vision_config)
         vision = vision.to(device=device, dtype=dtype).eval()
 

@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import BackendUnavailable
-from .gme import quiet_transformers, require_torch_transformers, resolve_torch_dtype
+from .hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype
 from .paths import find_model_dir
 
 SCORE_THR = 0.5     # OpenS2V-Eval get_nexusscore.py yoloworld_inference(score_thr=0.5)
@@ -115,9 +115,11 @@ def _pil(image):
     return image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
 
 
-class Owlv2Detector:
-    backend = "owlv2"
-    supports_image_prompts = True
+class _TransformersDetector:
+    """A transformers object-detection model + its processor, found with find_model_dir."""
+    backend = ""
+    model_class = ""
+    label = ""
 
     def __init__(self, model, processor, device: str = "cpu", dtype=None, score_thr: float = SCORE_THR,
                  nms_iou: float = NMS_IOU, max_boxes: int = MAX_BOXES) -> None:
@@ -128,15 +130,24 @@ class Owlv2Detector:
         self.score_thr, self.nms_iou, self.max_boxes = score_thr, nms_iou, max_boxes
 
     @classmethod
-    def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None, **kw) -> "Owlv2Detector":
-        local, repo = DETECTOR_MODELS["owlv2"]
-        root = find_model_dir(local, repo, explicit=model_dir, model_label=f"OWLv2 ({repo})")
-        require_torch_transformers(f"OWLv2 {repo} (torch + transformers)")
-        from transformers import AutoProcessor, Owlv2ForObjectDetection
+    def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None, **kw):
+        local, repo = DETECTOR_MODELS[cls.backend]
+        root = find_model_dir(local, repo, explicit=model_dir, model_label=cls.label.format(repo=repo))
+        require_torch_transformers(f"{cls.label.format(repo=repo)} (torch + transformers)")
+        import transformers
         torch_dtype = resolve_torch_dtype(dtype, device)
         with quiet_transformers():
-            model = Owlv2ForObjectDetection.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
-        return cls(model, AutoProcessor.from_pretrained(str(root)), device, torch_dtype, **kw)
+            model = getattr(transformers, cls.model_class).from_pretrained(str(root), dtype=torch_dtype)
+            model = model.to(device).eval()
+        return cls(model, transformers.AutoProcessor.from_pretrained(str(root)), device, torch_dtype, **kw)
+
+
+class Owlv2Detector(_TransformersDetector):
+    backend = "owlv2"
+    supports_image_prompts = True
+
+    model_class = "Owlv2ForObjectDetection"
+    label = "OWLv2 ({repo})"
 
     def _pixels(self, images):
         """Processor output on the device. torchvision-backed ("fast") processors run on the device
@@ -212,28 +223,12 @@ class Owlv2Detector:
         return postprocess(xyxy, scores, self.score_thr, self.nms_iou, self.max_boxes)
 
 
-class GroundingDinoDetector:
+class GroundingDinoDetector(_TransformersDetector):
     backend = "grounding-dino"
     supports_image_prompts = False
 
-    def __init__(self, model, processor, device: str = "cpu", dtype=None, score_thr: float = SCORE_THR,
-                 nms_iou: float = NMS_IOU, max_boxes: int = MAX_BOXES) -> None:
-        self.model = model.eval()
-        self.processor = processor
-        self.device = device
-        self.dtype = dtype if dtype is not None else next(model.parameters()).dtype
-        self.score_thr, self.nms_iou, self.max_boxes = score_thr, nms_iou, max_boxes
-
-    @classmethod
-    def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None, **kw) -> "GroundingDinoDetector":
-        local, repo = DETECTOR_MODELS["grounding-dino"]
-        root = find_model_dir(local, repo, explicit=model_dir, model_label=f"Grounding DINO ({repo} or grounding-dino-tiny)")
-        require_torch_transformers(f"Grounding DINO {repo} (torch + transformers)")
-        from transformers import AutoProcessor, GroundingDinoForObjectDetection
-        torch_dtype = resolve_torch_dtype(dtype, device)
-        with quiet_transformers():
-            model = GroundingDinoForObjectDetection.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
-        return cls(model, AutoProcessor.from_pretrained(str(root)), device, torch_dtype, **kw)
+    model_class = "GroundingDinoForObjectDetection"
+    label = "Grounding DINO ({repo} or grounding-dino-tiny)"
 
     @staticmethod
     def prompt(text: str) -> str:

@@ -28,7 +28,6 @@ torch/transformers are imported only when a backend is built.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import BackendUnavailable
+from .hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype  # noqa: F401 (re-exported)
 from .paths import find_model_dir
 
 # OpenS2V-Eval get_gmescore.py / get_nexusscore.py: the query instruction for text.
@@ -67,40 +67,6 @@ class ImageTextEmbedder(Protocol):
     def embed_texts(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray: ...
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
-
-
-def resolve_torch_dtype(dtype, device: str):
-    """None -> bfloat16 on CUDA, float32 on CPU; strings like "float16" -> torch dtypes."""
-    import torch
-    if dtype is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, str):
-        return getattr(torch, dtype.replace("torch.", ""))
-    return dtype
-
-
-def require_torch_transformers(what: str):
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise BackendUnavailable(what, [], f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence transformers' load reports/progress bars (unused-weight notices are expected here)."""
-    from transformers.utils import logging as hf_logging
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def gme_smart_resize(height: int, width: int, factor: int = _FACTOR,

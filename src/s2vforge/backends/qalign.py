@@ -158,7 +158,8 @@ class VlmQAlign:
     @classmethod
     def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None,
                  batch_size: int = 4, max_image_tokens: int = 256) -> "VlmQAlign":
-        from .gme import Qwen2VLInputs, quiet_transformers, require_torch_transformers, resolve_torch_dtype
+        from .gme import Qwen2VLInputs
+        from .hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype
         from .paths import find_model_dir
         root = find_model_dir("qalign-vlm", None, explicit=model_dir,
                               model_label="a Qwen2-VL checkpoint for the Q-Align-style scorer (e.g. Qwen/Qwen2-VL-7B-Instruct)")

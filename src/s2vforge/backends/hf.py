@@ -1,0 +1,42 @@
+"""Shared plumbing for reference backends loaded with torch + transformers (imported lazily)."""
+from __future__ import annotations
+
+import contextlib
+
+from .errors import BackendUnavailable
+
+
+def require_torch_transformers(what: str) -> None:
+    """Raise BackendUnavailable naming `what` when the [reference] extra is not installed."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+        raise BackendUnavailable(what, [], f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
+
+
+def resolve_torch_dtype(dtype, device: str, cuda_default: str = "bfloat16"):
+    """None -> `cuda_default` on CUDA, float32 on CPU; strings like "float16" -> torch dtypes."""
+    import torch
+    if dtype is None:
+        return getattr(torch, cuda_default) if str(device).startswith("cuda") else torch.float32
+    if isinstance(dtype, str):
+        return getattr(torch, dtype.replace("torch.", ""))
+    return dtype
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' load reports and progress bars (unused-weight notices are expected
+    when loading part of a checkpoint, e.g. CLIP's vision tower)."""
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
