@@ -158,7 +158,11 @@ def test_rerun_skips_finished_clips_and_resume_rebuilds_identical_tables(run):
 def test_report_section_shows_crops_and_verdicts(run):
     from s2vforge.report.subjects import subjects_section
     html = subjects_section(run["ds"])
-    assert "Kept subject crops" in html and html.count("data:image/jpeg;base64,") == run["summary"]["n_kept"]
+    assert "Kept subject crops" in html
+    overlays, crops = html.split("Kept subject crops")
+    assert crops.count("data:image/jpeg;base64,") == run["summary"]["n_kept"]
+    # every frame that holds a kept subject is shown with its boxes and mask outlines drawn
+    assert "Subjects on frames" in overlays and overlays.count("data:image/jpeg;base64,") >= 1
     assert "caption_not_english" in html and "class-agnostic" in html
     assert subjects_section(run["ds"] / "nowhere") == ""
 

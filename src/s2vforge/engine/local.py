@@ -6,16 +6,15 @@ persists each result atomically and assembles the tables.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..schema import display_path, video_id_for
 from .parts import PartStore
+from .pool import run_pool
 
 
 @dataclass
@@ -106,28 +105,15 @@ def run_local(items: list[dict], recipe: dict, dataset_dir: Path, score_columns:
                 on_progress(meta)
             continue
         todo.append(it)
-    if workers <= 1:
-        for it in todo:
-            meta = _work(it, recipe, str(dataset_dir), score_columns)
-            if on_progress:
-                on_progress(meta)
-    elif todo:
-        ctx = mp.get_context("spawn")   # workers load ONNX/OCR models: never fork a threaded parent
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending = {pool.submit(_work, it, recipe, str(dataset_dir), score_columns): it for it in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    it = pending.pop(fut)
-                    try:
-                        meta = fut.result()
-                    except Exception as e:  # worker died (OOM kill, segfault in a codec)
-                        res = _error_result(it, f"worker crashed while curating: {type(e).__name__}: {e}")
-                        meta = {"video_id": it["video_id"], "status": "error", "error": res.video["error"],
-                                "unavailable": {}, "timings": {}, "seconds": 0.0, "n_clips": 0, "n_kept": 0}
-                        store.write(it["video_id"], res.video, [], score_columns, meta)
-                    if on_progress:
-                        on_progress(meta)
+    def on_crash(it: dict, exc: BaseException) -> dict:
+        res = _error_result(it, f"worker crashed while curating: {type(exc).__name__}: {exc}")
+        meta = {"video_id": it["video_id"], "status": "error", "error": res.video["error"],
+                "unavailable": {}, "timings": {}, "seconds": 0.0, "n_clips": 0, "n_kept": 0}
+        store.write(it["video_id"], res.video, [], score_columns, meta)
+        return meta
+
+    run_pool(_work, todo, (recipe, str(dataset_dir), score_columns), workers,
+             on_done=lambda it, meta: on_progress(meta) if on_progress else None, on_crash=on_crash)
     vt, ct = store.finalize([it["video_id"] for it in items], dataset_dir, score_columns)
     for vid in (it["video_id"] for it in items):
         m = store.meta(vid)

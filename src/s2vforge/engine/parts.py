@@ -25,9 +25,9 @@ class PartStore:
         return (self.dir / f"{video_id}.json").exists()
 
     def write(self, video_id: str, video_row: dict, clip_rows: list[dict], score_columns: list[str], meta: dict) -> None:
-        _atomic_parquet(table_from_rows([video_row], VIDEO_SCHEMA), self.dir / f"{video_id}.videos.parquet")
-        _atomic_parquet(table_from_rows(clip_rows, clip_schema(score_columns)), self.dir / f"{video_id}.clips.parquet")
-        _atomic_bytes(json.dumps(meta, sort_keys=True).encode(), self.dir / f"{video_id}.json")
+        atomic_parquet(table_from_rows([video_row], VIDEO_SCHEMA), self.dir / f"{video_id}.videos.parquet")
+        atomic_parquet(table_from_rows(clip_rows, clip_schema(score_columns)), self.dir / f"{video_id}.clips.parquet")
+        atomic_bytes(json.dumps(meta, sort_keys=True).encode(), self.dir / f"{video_id}.json")
 
     def meta(self, video_id: str) -> dict:
         return json.loads((self.dir / f"{video_id}.json").read_text())
@@ -42,8 +42,8 @@ class PartStore:
         ct = pa.concat_tables(clips) if clips else schema.empty_table()
         vt = vt.sort_by("video_id")
         ct = ct.sort_by("clip_id")
-        _atomic_parquet(vt, Path(out_dir) / "videos.parquet")
-        _atomic_parquet(ct, Path(out_dir) / "clips.parquet")
+        atomic_parquet(vt, Path(out_dir) / "videos.parquet")
+        atomic_parquet(ct, Path(out_dir) / "clips.parquet")
         return vt, ct
 
 
@@ -55,13 +55,13 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _atomic_parquet(table: pa.Table, path: Path) -> None:
+def atomic_parquet(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 
-def _atomic_bytes(data: bytes, path: Path) -> None:
+def atomic_bytes(data: bytes, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)

@@ -25,10 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,6 +34,8 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ...engine.pool import run_pool
 
 FRAME_FRACTIONS = (0.05, 0.5, 0.95)   # Phantom-Data: frames at 5%, 50% and 95% of the clip
 
@@ -422,17 +422,17 @@ class SubjectParts:
         return json.loads(self._marker(clip_id).read_text())
 
     def write(self, clip_id: str, rows: list[dict], meta: dict) -> None:
-        from ...engine.parts import _atomic_bytes, _atomic_parquet
+        from ...engine.parts import atomic_bytes, atomic_parquet
         from ...schema import table_from_rows
-        _atomic_parquet(table_from_rows(rows, SUBJECT_SCHEMA), self.dir / f"{clip_id}.parquet")
-        _atomic_bytes(json.dumps({**meta, "stamp": self.stamp}, sort_keys=True, default=str).encode(), self._marker(clip_id))
+        atomic_parquet(table_from_rows(rows, SUBJECT_SCHEMA), self.dir / f"{clip_id}.parquet")
+        atomic_bytes(json.dumps({**meta, "stamp": self.stamp}, sort_keys=True, default=str).encode(), self._marker(clip_id))
 
     def finalize(self, clip_ids: list[str], out: Path) -> pa.Table:
-        from ...engine.parts import _atomic_parquet
+        from ...engine.parts import atomic_parquet
         tables = [pq.read_table(self.dir / f"{c}.parquet", schema=SUBJECT_SCHEMA) for c in sorted(set(clip_ids))]
         table = pa.concat_tables(tables) if tables else SUBJECT_SCHEMA.empty_table()
         table = table.sort_by("subject_id")
-        _atomic_parquet(table, out)
+        atomic_parquet(table, out)
         return table
 
     def sweep_tmp(self) -> None:
@@ -455,6 +455,11 @@ def _work(clip: dict, video: dict | None, cfg: dict, dataset: str, stamp: str) -
     meta["detectors"] = _WORKER["detectors"].names() if _WORKER.get("detectors") else {}
     SubjectParts(ds, stamp).write(clip["clip_id"], rows, meta)
     return meta
+
+
+def _work_on_clip(pair: tuple[dict, dict | None], cfg: dict, dataset: str, stamp: str) -> dict:
+    clip, video = pair
+    return _work(clip, video, cfg, dataset, stamp)
 
 
 def run_subjects(dataset: Path, recipe: dict, workers: int = 1,
@@ -491,29 +496,17 @@ def run_subjects(dataset: Path, recipe: dict, workers: int = 1,
                 progress(store.meta(c["clip_id"]))
         else:
             todo.append(c)
-    if workers <= 1:
-        for c in todo:
-            meta = _work(c, videos.get(c.get("video_id")), cfg, str(dataset), stamp)
-            if progress:
-                progress(meta)
-    elif todo:
-        ctx = mp.get_context("spawn")   # mediapipe/TFLite threads: never fork a threaded parent
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending = {pool.submit(_work, c, videos.get(c.get("video_id")), cfg, str(dataset), stamp): c for c in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    c = pending.pop(fut)
-                    try:
-                        meta = fut.result()
-                    except Exception as e:   # the worker died (OOM kill, a segfault in native code)
-                        base = {"clip_id": c["clip_id"], "video_id": c.get("video_id"), "group_id": c.get("group_id"),
-                                "caption_verdicts": [], "caption_phrases": [], "face_segment": None}
-                        meta = {"clip_id": c["clip_id"], "status": "error", "n_rows": 1, "n_kept": 0,
-                                "error": f"worker crashed: {type(e).__name__}: {e}"}
-                        store.write(c["clip_id"], [_none_row(base, [f"worker_crashed: {type(e).__name__}"])], meta)
-                    if progress:
-                        progress(meta)
+    def on_crash(pair: tuple, e: BaseException) -> dict:   # the worker died (OOM kill, a segfault in native code)
+        c = pair[0]
+        base = {"clip_id": c["clip_id"], "video_id": c.get("video_id"), "group_id": c.get("group_id"),
+                "caption_verdicts": [], "caption_phrases": [], "face_segment": None}
+        meta = {"clip_id": c["clip_id"], "status": "error", "n_rows": 1, "n_kept": 0,
+                "error": f"worker crashed: {type(e).__name__}: {e}"}
+        store.write(c["clip_id"], [_none_row(base, [f"worker_crashed: {type(e).__name__}"])], meta)
+        return meta
+
+    run_pool(_work_on_clip, [(c, videos.get(c.get("video_id"))) for c in todo], (cfg, str(dataset), stamp), workers,
+             on_done=lambda pair, meta: progress(meta) if progress else None, on_crash=on_crash)
     table = store.finalize([c["clip_id"] for c in clips], dataset / "subjects.parquet")
     for c in clips:
         m = store.meta(c["clip_id"])
