@@ -8,7 +8,7 @@ For each corpus it measures, on the same files:
   curate_s   `s2vforge curate --workers N` wall time into a fresh dataset (all embedded scorers)
   ratio      curate_s / decode_s
 plus clips/s, source frames/s and the peak resident memory of the whole process tree
-(sampled from /proc every 0.1 s). Corpora are built once under benchmarks/_work/.
+(sampled from /proc every 0.5 s). Corpora are built once under benchmarks/_work/.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def run_curate(corpus: Path, out: Path, workers: int, recipe: str | None) -> tup
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, _tree_rss_kb(proc.pid))
-            time.sleep(0.1)
+            time.sleep(0.5)   # a full /proc scan costs CPU: sample twice a second
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
