@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendUnavailable, ModelNotFound
-from .hf import quiet_transformers
+from .hf import quiet_transformers, resolve_torch_dtype
 from .paths import find_model_dir, model_search_dirs
 
 CLIP_HF_REPO = "openai/clip-vit-large-patch14"
@@ -96,14 +96,6 @@ def load_mlp_state(path: str | os.PathLike) -> dict:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-def _resolve_dtype(torch, dtype, device: str):
-    if dtype is None:
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, str):
-        return getattr(torch, dtype.replace("torch.", ""))
-    return dtype
-
-
 def _clip_image_processor(clip_dir: Path):
     """CLIP preprocessing (shortest side 224 bicubic, centre crop, OpenAI mean/std) with the
     PIL backend, as the original predictor used; defaults if the dir has no processor config."""
@@ -140,7 +132,7 @@ class AestheticPredictor:
                 "aesthetic reference backend (torch + transformers)", [],
                 f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
 
-        dtype = _resolve_dtype(torch, dtype, device)
+        dtype = resolve_torch_dtype(dtype, device, cuda_default="float16")
         config = json.loads((clip_root / "config.json").read_text())
         if config.get("model_type") == "clip":  # full CLIPModel checkpoint, as openai/clip-vit-large-patch14
             vision_config = CLIPVisionConfig(**{**config.get("vision_config", {}),
