@@ -26,9 +26,23 @@ def _progress(total: int, enabled: bool):
     return prog, task
 
 
+ENGINE_HELP = "Scheduler: local (process pool) or ray (Ray Data; needs the ray extra: pip install 's2vforge\\[ray]')."
+ADDRESS_HELP = ("Ray cluster to join: auto (the one `ray start --head` runs here), ray://HOST:PORT or HOST:PORT; "
+                "unset starts a local Ray of --workers CPUs.")
+SHARD_HELP = "Also write DATASET/shards/<table>/part-NNNNN.parquet of at most N rows each (0 = off)."
+
+
+def _engine_spec(engine: str, address: Optional[str], workers: int, recipe: dict):
+    from .engine.spec import make_spec
+    return make_spec(engine, address, workers, recipe)
+
+
 def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers: int, as_json: bool,
-               quiet: bool = False) -> int:
+               quiet: bool = False, *, engine: str = "local", address: Optional[str] = None,
+               shard_rows: int = 0) -> int:
     from .engine.local import run_local
+    from .engine.pool import use_engine
+    from .engine.spec import EngineError
     from .inputs import InputError, expand_inputs
     from .recipes import RecipeError, load_recipe
     from .report.html import write_report
@@ -36,6 +50,7 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
 
     try:
         recipe = load_recipe(recipe_name)
+        spec = _engine_spec(engine, address, workers, recipe)
         items = expand_inputs(inputs)
         cols = score_columns(recipe)
     except (RecipeError, InputError, ValueError) as e:
@@ -51,8 +66,15 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
                                                                if meta["status"] == "ok" else "")
         prog.update(task, advance=1, last=label)
 
-    with prog:
-        summary = run_local(items, recipe, out, cols, workers=workers, on_progress=on_progress)
+    try:
+        with prog, use_engine(spec):
+            summary = run_local(items, recipe, out, cols, workers=workers, on_progress=on_progress)
+    except EngineError as e:    # Ray missing or unreachable
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    if shard_rows:
+        from .engine.shards import write_table_shards
+        write_table_shards(out, ("videos", "clips"), shard_rows)
     write_report(out)
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2, default=str))
@@ -77,9 +99,13 @@ def curate(
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Worker processes (one video each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+    address: Optional[str] = typer.Option(None, "--address", help=ADDRESS_HELP),
+    shard_rows: int = typer.Option(0, "--shard-rows", min=0, help=SHARD_HELP),
 ):
     """Split, crop, score and filter videos into clips. Exit code 1 when some inputs failed."""
-    raise typer.Exit(run_curate(inputs, out, recipe, workers, as_json, quiet))
+    raise typer.Exit(run_curate(inputs, out, recipe, workers, as_json, quiet, engine=engine, address=address,
+                                shard_rows=shard_rows))
 
 
 @app.command()
@@ -108,14 +134,20 @@ def subjects(
     workers: int = typer.Option(1, "--workers", "-w", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+    address: Optional[str] = typer.Option(None, "--address", help=ADDRESS_HELP),
+    shard_rows: int = typer.Option(0, "--shard-rows", min=0, help=SHARD_HELP),
 ):
     """Find subjects (faces, people, objects) in kept clips: subjects.parquet + RGBA reference crops."""
+    from .engine.pool import use_engine
+    from .engine.spec import EngineError
     from .recipes import RecipeError, load_recipe
     from .report.html import write_report
     from .stages.subjects.pipeline import run_subjects
     try:
         rec = load_recipe(recipe)
-    except RecipeError as e:
+        spec = _engine_spec(engine, address, workers, rec)
+    except (RecipeError, ValueError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if not (dataset / "clips.parquet").exists():
@@ -129,8 +161,15 @@ def subjects(
     def on_progress(meta: dict) -> None:
         prog.update(task, advance=1, last=str(meta.get("clip_id", ""))[:28])
 
-    with prog:
-        summary = run_subjects(dataset, rec, workers=workers, progress=on_progress)
+    try:
+        with prog, use_engine(spec):
+            summary = run_subjects(dataset, rec, workers=workers, progress=on_progress)
+    except EngineError as e:    # Ray missing or unreachable
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    if shard_rows:
+        from .engine.shards import write_table_shards
+        write_table_shards(dataset, ("subjects",), shard_rows)
     write_report(dataset)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -167,6 +206,8 @@ def recipes_show(name: str):
 
 
 def _register_optional() -> None:
+    from .stages.pairs.cli import register as register_pair
+    register_pair(app)
     try:
         from .bench.opens2v.cli import register
     except ImportError:

@@ -117,7 +117,12 @@ def _subjects_section(dataset: Path) -> str:
     return subjects_section(dataset)
 
 
-SECTIONS = [curation_section, _subjects_section]
+def _pairs_section(dataset: Path) -> str:
+    from .pairs import pairs_section      # imported lazily: the pairs page is optional
+    return pairs_section(dataset)
+
+
+SECTIONS = [curation_section, _subjects_section, _pairs_section]
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}

@@ -1,0 +1,196 @@
+"""The Ray engine: run_pool's items through Ray Data, results streamed back as they finish.
+
+It holds no stage logic. Items become rows of a Ray Dataset ({"i": index, "payload": the item,
+serialised in memory}); one `map_batches` runs the stage function on them:
+
+- CPU stages (`actors: 0` in the recipe's resources): stateless Ray tasks, `num_cpus` each;
+- model stages (`actors: N`): a pool of N long-lived actors (`_StageActor`), each with
+  `num_cpus`/`num_gpus` (fractions allowed) and `batch_size` items per call, so a stage's
+  module-level model cache (e.g. subjects' `_WORKER`) loads its models once per actor.
+
+The stage persists its own parts in the worker (atomic Parquet + marker, as with the local
+pool), so the driver only calls on_done(item, result) per finished row and the tables are
+assembled by the same finalize as a local run.
+
+Failures: a Python exception escaping the stage is caught in the worker and handed to
+on_crash (as the local pool does); a worker process that dies is retried by Ray (task
+`max_retries`, actor `max_restarts`/`max_task_retries`); blocks that still fail are skipped
+(`max_errored_blocks = -1`) and their items run once more one per block, so a crash costs only
+the item that caused it; an item that still gets no result goes to on_crash as WorkerCrashed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .spec import EngineError, EngineSpec
+
+RAY_MISSING = "the Ray engine needs Ray: pip install 's2vforge[ray]'"
+MAX_BLOCKS = 4096        # first pass: one item per block up to this many blocks
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker running an item died (and kept dying on retry)."""
+
+
+class StageError(RuntimeError):
+    """An exception escaped the stage function in a Ray worker (message carries its repr)."""
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise EngineError(f"{RAY_MISSING} ({e})") from None
+    return ray
+
+
+def ensure_ray(spec: EngineSpec):
+    """Connect to (or start) Ray once per process: address None starts a local Ray of
+    spec.workers CPUs with the same interpreter (so workers import this s2vforge)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    if spec.address:
+        try:
+            ray.init(address=spec.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise EngineError(f"cannot connect to Ray at {spec.address!r}: {e} (start one with `ray start --head`)") from None
+    else:
+        ray.init(num_cpus=spec.workers, include_dashboard=False, **quiet)
+    return ray
+
+
+def _dumps(obj) -> bytes:
+    from ray import cloudpickle   # in-memory transport between driver and workers only, never on disk
+    return cloudpickle.dumps(obj)
+
+
+def _loads(data: bytes):
+    from ray import cloudpickle
+    return cloudpickle.loads(data)
+
+
+def _apply(fn: Callable[..., Any], args: tuple, batch: dict) -> dict:
+    """Run the stage on each item of a batch; an escaping exception becomes an 'error' result."""
+    out_i, out_ok, out_res = [], [], []
+    for i, payload in zip(batch["i"], batch["payload"]):
+        item = _loads(payload)
+        try:
+            res, ok = fn(item, *args), True
+        except Exception as e:   # same contract as the local pool: on_crash decides the row
+            res, ok = f"{type(e).__name__}: {e}", False
+        out_i.append(int(i))
+        out_ok.append(ok)
+        out_res.append(_dumps(res))
+    return {"i": np.asarray(out_i, dtype=np.int64), "ok": np.asarray(out_ok, dtype=bool),
+            "result": np.asarray(out_res, dtype=object)}
+
+
+def _apply_task(batch: dict, fn: Callable[..., Any], args: tuple) -> dict:
+    return _apply(fn, args, batch)
+
+
+class _StageActor:
+    """One long-lived worker of a model stage: whatever the stage caches at module level
+    (detectors, embedders) is built on its first item and reused for the rest."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.fn, self.args = fn, args
+
+    def __call__(self, batch: dict) -> dict:
+        return _apply(self.fn, self.args, batch)
+
+
+def _dataset(ray, items_idx: Sequence[int], items: Sequence[Any], n_blocks: int):
+    rows = [{"i": int(i), "payload": _dumps(items[i])} for i in items_idx]
+    return ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), n_blocks)))
+
+
+def _mapped(ds, fn, args, res: dict):
+    import warnings
+    with warnings.catch_warnings():   # Ray 2.60 flags retry options passed as ray_remote_args; they are still honoured
+        warnings.simplefilter("ignore")
+        return _map_batches(ds, fn, args, res)
+
+
+def _map_batches(ds, fn, args, res: dict):
+    common = dict(batch_size=res["batch_size"], batch_format="numpy", num_cpus=float(res["num_cpus"]),
+                  zero_copy_batch=False)
+    if float(res.get("num_gpus") or 0) > 0:
+        common["num_gpus"] = float(res["num_gpus"])
+    if res.get("memory"):
+        common["memory"] = float(res["memory"])
+    if res["actors"] > 0:
+        return ds.map_batches(_StageActor, fn_constructor_args=(fn, args), concurrency=res["actors"],
+                              max_restarts=res["max_retries"], max_task_retries=res["max_retries"], **common)
+    return ds.map_batches(_apply_task, fn_kwargs={"fn": fn, "args": args}, max_retries=res["max_retries"],
+                          retry_exceptions=False, **common)
+
+
+class _QuietData:
+    """Ray Data's progress bars and plan logs off for the run (ours stay on), restored after."""
+
+    def __enter__(self):
+        from ray.data import DataContext
+        self.ctx = DataContext.get_current()
+        self.saved = {k: getattr(self.ctx, k) for k in ("enable_progress_bars", "print_on_execution_start",
+                                                         "max_errored_blocks", "verbose_stats_logs")}
+        self.ctx.enable_progress_bars = False
+        self.ctx.print_on_execution_start = False
+        self.ctx.verbose_stats_logs = False
+        self.ctx.max_errored_blocks = -1          # a dead item must not end the run (see module doc)
+        self.logger = logging.getLogger("ray.data")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL)   # skipped blocks are reported through on_crash instead
+        return self
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            setattr(self.ctx, k, v)
+        self.logger.setLevel(self.level)
+        return False
+
+
+def run_ray(fn: Callable[..., Any], items: Sequence[Any], args: tuple, spec: EngineSpec,
+            on_done: Callable[[Any, Any], None], on_crash: Callable[[Any, BaseException], Any],
+            stage: str = "default") -> dict:
+    """Call fn(item, *args) for every item on Ray (see module doc); returns run stats."""
+    stats = {"stage": stage, "n_items": len(items), "n_crashed": 0, "n_second_pass": 0, "ray_s": 0.0}
+    if not items:
+        return stats
+    ray = ensure_ray(spec)
+    res = spec.stage_resources(stage)
+    t0 = time.perf_counter()
+    seen: set[int] = set()
+
+    def drain(ds) -> None:
+        for row in ds.iter_rows():
+            i = int(row["i"])
+            if i in seen:
+                continue
+            seen.add(i)
+            result = _loads(row["result"])
+            if not row["ok"]:
+                result = on_crash(items[i], StageError(result))
+            on_done(items[i], result)
+
+    with _QuietData():
+        drain(_mapped(_dataset(ray, range(len(items)), items, MAX_BLOCKS), fn, args, res))
+        missing = [i for i in range(len(items)) if i not in seen]
+        if missing:   # isolate: every left-over item alone in its own task (no actor to share a death with)
+            stats["n_second_pass"] = len(missing)
+            drain(_mapped(_dataset(ray, missing, items, len(missing)), fn, args, {**res, "batch_size": 1, "actors": 0}))
+    for i in range(len(items)):
+        if i not in seen:
+            stats["n_crashed"] += 1
+            on_done(items[i], on_crash(items[i], WorkerCrashed(
+                f"Ray worker died {res['max_retries'] + 1} times on this item (pid {os.getpid()} driver)")))
+    stats["ray_s"] = round(time.perf_counter() - t0, 3)
+    return stats

@@ -1,0 +1,163 @@
+"""Stage 1 of `pair`: identity embeddings of subject crops, one embedder per category.
+
+Which backend embeds which category comes from the recipe's `pairs.embed` section:
+
+    pairs:
+      embed:
+        face:   {backend: dlib}                      # embedded (default) | arcface | curricularface
+        person: {backend: embedded, face: dlib}      # appearance ++ face (Phantom-Data)
+        animal: {backend: embedded}                  # embedded | clip | dinov2 | siglip
+        object: {backend: embedded}                  # reference: {backend: clip, model: DIR_OR_NAME}
+
+Embedded backends need no torch and no download (backends/identity.py): faces dlib 128-d,
+objects/animals the "sift-colour-v1" instance descriptor (RootSIFT words + colour), persons
+the same appearance descriptor on the masked person ++ the dlib face found in the top half of
+the crop. Reference backends load local weights only (ModelNotFound says where it looked).
+
+Every embedder returns (N, dim) float32 L2-normalised rows and a NaN row for a crop it cannot
+embed, so a caller drops `~np.isfinite(rows).all(1)` and records why instead of crashing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+CATEGORIES = ("face", "person", "animal", "object")
+
+DEFAULT_EMBED = {
+    "face": {"backend": "dlib"},
+    "person": {"backend": "embedded", "face": "dlib"},
+    "animal": {"backend": "embedded"},
+    "object": {"backend": "embedded"},
+}
+# Phantom-Data builds person identity from the face and the body appearance; the face carries the
+# identity (clothes change across clips), so it weighs more. Ours: 0.6 face / 0.4 appearance (squared
+# weights, i.e. the cosine of two complete rows is 0.6 cos_face + 0.4 cos_appearance).
+PERSON_WEIGHTS = {"appearance": 0.4, "face": 0.6}
+EMBEDDED_ALIASES = {"embedded", "sift-colour", "sift-colour-v1", "classical"}
+FACE_BACKENDS = ("dlib", "arcface", "curricularface")
+IMAGE_BACKENDS = ("clip", "dinov2", "siglip")
+
+
+@runtime_checkable
+class IdentityEmbedder(Protocol):
+    name: str   # recorded in tables, e.g. "dlib-face-128", "sift-colour-v1", "clip:<model dir name>"
+    dim: int
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """crops: RGBA uint8 (alpha = subject mask) or RGB -> (N, dim) float32 unit rows; NaN row for a
+        crop that cannot be embedded (never raises for one bad crop)."""
+        ...
+
+
+def category_settings(category: str, cfg: dict | None = None) -> dict:
+    """The effective settings for `category`: the recipe's entry over DEFAULT_EMBED, backend lower-cased."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown subject category {category!r} (expected one of {CATEGORIES})")
+    merged = dict(DEFAULT_EMBED[category])
+    merged.update((cfg or {}).get(category) or {})
+    merged["backend"] = str(merged.get("backend", "embedded")).lower()
+    if category == "face" and merged["backend"] in EMBEDDED_ALIASES:
+        merged["backend"] = "dlib"
+    return merged
+
+
+def embedder_key(category: str, cfg: dict | None = None) -> str:
+    """Stable id of the backend + settings for `category` (resume stamps): changes when a setting,
+    the embedded descriptor's version or its codebook changes; cheap (loads no model)."""
+    s = category_settings(category, cfg)
+    stamp = dict(s)
+    uses_sift = s["backend"] in EMBEDDED_ALIASES
+    if uses_sift:
+        from ...backends.identity import OBJECT_WEIGHTS, SiftColourDescriptor, codebook_digest
+        stamp["descriptor"] = SiftColourDescriptor.version
+        stamp["codebook"] = codebook_digest()
+        stamp["object_weights"] = OBJECT_WEIGHTS
+    if category == "person":
+        stamp["person_weights"] = {**PERSON_WEIGHTS, **(s.get("weights") or {})}
+    digest = hashlib.sha1(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{category}/{s['backend']}/{digest}"
+
+
+def _face_embedder(backend: str, s: dict, fallback_to_crop: bool):
+    from ...backends import identity
+    if backend == "dlib":
+        return identity.DlibFaceIdentity(fallback_to_crop=fallback_to_crop)
+    if backend in ("arcface", "curricularface"):
+        return identity.OnnxFaceIdentity(backend, s.get("model"), device=s.get("device", "cpu"),
+                                         fallback_to_crop=fallback_to_crop)
+    raise ValueError(f"unknown face backend {backend!r} (expected one of {FACE_BACKENDS})")
+
+
+def _appearance_embedder(backend: str, s: dict):
+    from ...backends import identity
+    if backend in EMBEDDED_ALIASES:
+        return identity.SiftColourDescriptor(s.get("descriptor_weights"))
+    if backend in IMAGE_BACKENDS:
+        return identity.HFImageIdentity(backend, s.get("model"), device=s.get("device", "auto"),
+                                        dtype=s.get("dtype"), batch_size=int(s.get("batch_size", 32)))
+    raise ValueError(f"unknown appearance backend {backend!r} (expected embedded or one of {IMAGE_BACKENDS})")
+
+
+def build_embedder(category: str, cfg: dict | None = None) -> IdentityEmbedder:
+    """A fresh embedder (no cache); embedder_for caches these per process."""
+    from ...backends import identity
+    s = category_settings(category, cfg)
+    backend = s["backend"]
+    if category == "face":
+        return _face_embedder(backend, s, fallback_to_crop=bool(s.get("fallback_to_crop", True)))
+    if category == "person":
+        appearance = _appearance_embedder(backend, s)
+        face_backend = str(s.get("face", "dlib")).lower()
+        if face_backend in ("none", "off", ""):
+            return appearance
+        face_cfg = {"model": s.get("face_model"), "device": s.get("device", "cpu")}
+        face = identity.TopFaceIdentity(_face_embedder(face_backend, face_cfg, fallback_to_crop=False))
+        w = {**PERSON_WEIGHTS, **(s.get("weights") or {})}
+        return identity.ConcatIdentity([(appearance, float(w["appearance"])), (face, float(w["face"]))])
+    return _appearance_embedder(backend, s)
+
+
+_CACHE: dict[str, IdentityEmbedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def embedder_for(category: str, cfg: dict | None = None) -> IdentityEmbedder:
+    """The embedder for `category` under the recipe's `pairs.embed` section (built once per process
+    per embedder_key: a worker loads each model once).
+
+    Raises BackendUnavailable (dlib missing: "pip install 's2vforge[faces]'") or ModelNotFound
+    (reference weights absent: which model, where it looked, how to provide it)."""
+    key = embedder_key(category, cfg)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+        emb = build_embedder(category, cfg)
+        _CACHE[key] = emb
+        return emb
+
+
+def clear_embedder_cache() -> None:
+    """Drop cached embedders (tests; freeing GPU memory between stages)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def load_crop(path) -> np.ndarray:
+    """A subjects/<id>.png crop as RGBA uint8 (RGB files get an opaque alpha)."""
+    import cv2
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise FileNotFoundError(f"cannot read crop {path}")
+    if raw.ndim == 2:
+        return np.dstack([np.repeat(raw[..., None], 3, 2), np.full(raw.shape, 255, np.uint8)])
+    if raw.shape[2] == 4:
+        return cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA)
+    rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
