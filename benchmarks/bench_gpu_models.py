@@ -92,7 +92,8 @@ def clip_l(tiny: bool, device, dtype) -> list[dict]:
 def dinov2_l(tiny: bool, device, dtype) -> list[dict]:
     from transformers import Dinov2Config, Dinov2Model
     if tiny:
-        cfg, hw = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, patch_size=8, image_size=32), 32
+        cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, patch_size=8, image_size=32)
+        hw = 32
     else:   # facebook/dinov2-large (position embeddings for 518, interpolated to the 224 input)
         cfg, hw = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
                                image_size=518, mlp_ratio=4, layerscale_value=1e-5), 224
@@ -113,13 +114,15 @@ def sam2(tiny: bool, device, dtype) -> list[dict]:
         cfg = tf.Sam2Config(vision_config=vision,
                             prompt_encoder_config=tf.Sam2PromptEncoderConfig(image_size=size, patch_size=16,
                                                                              mask_input_channels=8, hidden_size=32),
-                            mask_decoder_config=tf.Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=64, num_hidden_layers=2,
-                                                                         num_attention_heads=4, iou_head_hidden_dim=32))
+                            mask_decoder_config=tf.Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=64,
+                                                                         num_hidden_layers=2, num_attention_heads=4,
+                                                                         iou_head_hidden_dim=32))
     else:      # facebook/sam2.1-hiera-large
         size = 1024
         backbone = tf.Sam2HieraDetConfig(hidden_size=144, num_attention_heads=2, image_size=size,
                                          blocks_per_stage=[2, 6, 36, 4], embed_dim_per_stage=[144, 288, 576, 1152],
-                                         num_attention_heads_per_stage=[2, 4, 8, 16], window_size_per_stage=[8, 4, 16, 8],
+                                         num_attention_heads_per_stage=[2, 4, 8, 16],
+                                         window_size_per_stage=[8, 4, 16, 8],
                                          global_attention_blocks=[23, 33, 43],
                                          window_positional_embedding_background_size=[7, 7])
         vision = tf.Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[1152, 576, 288, 144])
@@ -382,6 +385,11 @@ def bench_end_to_end(v: dict, runner: TorchBatchRunner, b: int, args) -> dict:
     pageable = TorchBatchRunner(v["forward"], device=device, dtype=args.dtype, batch_frames=b, mean=v["mean"],
                                 std=v["std"], pin_memory=False)
     plain = TorchBatchRunner(v["forward"], device=device, dtype=args.dtype, batch_frames=b)
+    resizing = TorchBatchRunner(v["forward"], device=device, dtype=args.dtype, batch_frames=b, mean=v["mean"],
+                                std=v["std"], resize=tuple(v["hw"]))
+    src_hw = (48, 80) if args.tiny else (720, 1280)      # decoded 720p frames, resized on the device
+    decoded = real_like_frames(min(n, 8), src_hw)
+    decoded = np.concatenate([decoded] * (n // len(decoded) + 1))[:n]
     runner.batch_frames = b
 
     def host_float():
@@ -391,15 +399,16 @@ def bench_end_to_end(v: dict, runner: TorchBatchRunner, b: int, args) -> dict:
     modes = {"device_resident_uint8": lambda: runner.run_device(x_dev),
              "numpy_uint8_pinned": lambda: runner(frames),
              "numpy_uint8_pageable": lambda: pageable(frames),
-             "numpy_float32_host_normalised": host_float}
+             "numpy_float32_host_normalised": host_float,
+             "numpy_uint8_decoded_device_resize": lambda: resizing(decoded)}
     out = {"frames": n, "batch": b}
     for name, fn in modes.items():
-        for r in (runner, pageable, plain):
+        for r in (runner, pageable, plain, resizing):
             r.reset_stats()
         sec, _ = time_iterations(fn, device, max(1, min(args.iters, 3)), 0.0, warmup=1)
         row = {"frames_per_s": round(n / sec, 2)}
         stats = {"numpy_uint8_pinned": runner, "numpy_uint8_pageable": pageable,
-                 "numpy_float32_host_normalised": plain}.get(name)
+                 "numpy_float32_host_normalised": plain, "numpy_uint8_decoded_device_resize": resizing}.get(name)
         if stats is not None and stats.stats["calls"]:
             c = stats.stats["calls"]
             row.update({k: round(stats.stats[k] / c, 4) for k in ("host_prep_s", "h2d_s", "compute_s", "d2h_s",
@@ -409,9 +418,10 @@ def bench_end_to_end(v: dict, runner: TorchBatchRunner, b: int, args) -> dict:
     base = out["device_resident_uint8"]["frames_per_s"]
     for name in modes:
         out[name]["slowdown_vs_device"] = round(base / out[name]["frames_per_s"], 3)
+    out["numpy_uint8_decoded_device_resize"]["from"] = f"{src_hw[0]}x{src_hw[1]}"
     out["host_resize_ms_per_frame"] = host_resize_ms(v["hw"])
     log(f"  {v['name']:<13} e2e  " + "  ".join(f"{k}={out[k]['frames_per_s']}" for k in modes))
-    del x_dev
+    del x_dev, resizing, pageable, plain
     return out
 
 

@@ -184,7 +184,7 @@ def test_cli_json_and_report(paired, tmp_path):
 def test_vlm_verdicts_recorded_and_respected(paired, tmp_path, monkeypatch):
     """A VLM verifier (endpoint stubbed in-process) that says "same context" vetoes the pair; its
     verdicts are recorded either way."""
-    from s2vforge.stages.pairs import pipeline
+    from s2vforge.stages.pairs import verify
     from s2vforge.stages.pairs.verify import Verdict
 
     calls = []
@@ -194,7 +194,7 @@ def test_vlm_verdicts_recorded_and_respected(paired, tmp_path, monkeypatch):
             calls.append((ref_crop.shape, target_frame.shape, phrase))
             return [Verdict("vlm_identity", True, 1.0, "same person"), Verdict("vlm_context", False, 0.0, "same room")]
 
-    monkeypatch.setattr(pipeline._deps(), "vlm_verifier_from_config", lambda cfg: SameContextVlm())
+    monkeypatch.setattr(verify, "vlm_verifier_from_config", lambda cfg: SameContextVlm())
     ds = _copy(paired[0], tmp_path)
     run_pairs(ds, {"pairs": {"verify": {"vlm": {"base_url": "http://127.0.0.1:9", "model": "stub"}}}})
     rows = {r["target_subject_id"]: r for r in pq.read_table(ds / "pairs.parquet").to_pylist()}

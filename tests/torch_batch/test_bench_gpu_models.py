@@ -36,7 +36,7 @@ def test_bench_gpu_models_tiny_cpu(tmp_path):
         assert res["best_batch"] in (2, 3)
         e2e = res["end_to_end"]
         for mode in ("device_resident_uint8", "numpy_uint8_pinned", "numpy_uint8_pageable",
-                     "numpy_float32_host_normalised"):
+                     "numpy_float32_host_normalised", "numpy_uint8_decoded_device_resize"):
             assert e2e[mode]["frames_per_s"] > 0 and e2e[mode]["slowdown_vs_device"] > 0
         # float32 host-normalised frames carry 4x the bytes of uint8 frames
         assert e2e["numpy_float32_host_normalised"]["h2d_mb"] >= 3.9 * e2e["numpy_uint8_pinned"]["h2d_mb"]

@@ -118,3 +118,16 @@ def test_run_device_and_batch_sizing():
     probe = probe_batch_frames(runner, (3, 32, 32), candidates=(2, 4), iters=1, min_gain=0.0)
     assert probe["batch_frames"] in (2, 4) and set(probe["frames_per_s"]) <= {2, 4}
     assert runner.batch_frames == probe["batch_frames"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_resize_on_device_matches_torch_interpolate(device):
+    hwc = real_frames(5, size=48)
+    runner = TorchBatchRunner(lambda x: x, device=device, dtype="float32", batch_frames=2, resize=(24, 20),
+                              mean=(0.5,) * 3, std=(0.25,) * 3)
+    got = runner(hwc)
+    x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(0, 3, 1, 2))).float() / 255.0
+    want = (torch.nn.functional.interpolate(x, size=(24, 20), mode="bilinear", antialias=True,
+                                            align_corners=False) - 0.5) / 0.25
+    assert got.shape == (5, 3, 24, 20)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

@@ -11,8 +11,8 @@ torch is imported lazily (the core curation path must not import it; see helper-
 Input conventions:
 - float32 ``(N, 3, H, W)``: already preprocessed, passed through as is (cast to the run dtype).
 - uint8 ``(N, 3, H, W)`` or ``(N, H, W, 3)``: sent to the device as uint8 (4x fewer bytes than
-  float32), then ``x / 255`` and, when ``mean``/``std`` are given, ``(x - mean) / std`` per channel
-  on the device.
+  float32), then ``x / 255``, the optional ``resize`` (bilinear, antialiased) and, when
+  ``mean``/``std`` are given, ``(x - mean) / std`` per channel, all on the device.
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ class TorchBatchRunner:
     device, casts its weights to the run dtype and puts it in eval mode; a plain callable (a closure
     over a model, e.g. ``lambda x: model(pixel_values=x).image_embeds``) is used as is. Either way
     it runs under ``torch.inference_mode`` and, for a non-float32 dtype, ``torch.autocast``.
+    ``resize=(H, W)`` resizes every batch on the device (decoded frames of any size in, model input out).
 
     ``stats`` accumulates over calls (``reset_stats()`` clears it): frames, batches, calls, wall_s,
     host_prep_s (numpy -> pinned staging), h2d_s / compute_s / d2h_s (CUDA events on GPU, summed
@@ -69,7 +70,8 @@ class TorchBatchRunner:
 
     def __init__(self, forward: Callable[[Any], Any], *, device: str = "auto", dtype: Any = "auto",
                  batch_frames: int = 32, pin_memory: bool = True, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, channels_last: bool = False) -> None:
+                 std: Sequence[float] | None = None, channels_last: bool = False,
+                 resize: tuple[int, int] | None = None) -> None:
         import torch
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
@@ -81,6 +83,7 @@ class TorchBatchRunner:
         self.is_cuda = self.device.startswith("cuda")
         self.pin_memory = bool(pin_memory) and self.is_cuda
         self.channels_last = bool(channels_last)
+        self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
         if isinstance(forward, torch.nn.Module):
             forward = forward.to(device=self.device, dtype=self.dtype).eval()
         self.forward = forward
@@ -140,14 +143,20 @@ class TorchBatchRunner:
         return pixels
 
     def _prepare(self, x):
-        """On-device conversion: HWC -> CHW, uint8 -> [0, 1] -> (x - mean) / std, cast to the run dtype."""
+        """On-device conversion: HWC -> CHW, uint8 -> [0, 1], resize, (x - mean) / std, run dtype."""
         import torch
         if x.dim() == 4 and x.shape[1] != 3 and x.shape[-1] == 3:
             x = x.permute(0, 3, 1, 2)
-        if x.dtype == torch.uint8:
+        is_uint8 = x.dtype == torch.uint8
+        if is_uint8:
             x = x.float().div_(255.0)
-            if self._mean is not None:
-                x = (x - self._mean) / self._std
+        if self.resize is not None and tuple(x.shape[-2:]) != self.resize:
+            # on the device: a host resize of 720p to 224 costs ~4 ms a frame (cv2 INTER_AREA), more
+            # than a ViT-L/14 forward on an H100 (benchmarks/bench_gpu_models.py)
+            x = torch.nn.functional.interpolate(x.float(), size=self.resize, mode="bilinear", antialias=True,
+                                                align_corners=False)
+        if is_uint8 and self._mean is not None:
+            x = (x - self._mean) / self._std
         x = x.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

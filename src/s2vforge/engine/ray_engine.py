@@ -129,7 +129,7 @@ def _map_batches(ds, fn, args, res: dict):
         common["memory"] = float(res["memory"])
     if res["actors"] > 0:
         return ds.map_batches(_StageActor, fn_constructor_args=(fn, args), concurrency=res["actors"],
-                              max_restarts=res["max_retries"], max_task_retries=res["max_retries"], **common)
+                              max_restarts=-1, max_task_retries=res["max_retries"], **common)
     return ds.map_batches(_apply_task, fn_kwargs={"fn": fn, "args": args}, max_retries=res["max_retries"],
                           retry_exceptions=False, **common)
 

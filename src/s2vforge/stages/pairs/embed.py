@@ -39,6 +39,12 @@ DEFAULT_EMBED = {
 # identity (clothes change across clips), so it weighs more. Ours: 0.6 face / 0.4 appearance (squared
 # weights, i.e. the cosine of two complete rows is 0.6 cos_face + 0.4 cos_appearance).
 PERSON_WEIGHTS = {"appearance": 0.4, "face": 0.6}
+# The pairs pipeline replaces the face part of a person vector by the vector of the *face row* of
+# the same clip and frame whose box lies inside the person box (tracks.attach_face_rows): the
+# subjects stage found that face at full frame resolution, while re-detecting it inside a small,
+# low-resolution person crop often fails (measured: the carphone man's same-person cosine was
+# 0.465 with the re-detected face). `pairs.embed.person.reuse_face_rows: false` turns it off.
+PERSON_FACE_SOURCE = "face-row-of-same-frame-v1"
 EMBEDDED_ALIASES = {"embedded", "sift-colour", "sift-colour-v1", "classical"}
 FACE_BACKENDS = ("dlib", "arcface", "curricularface")
 IMAGE_BACKENDS = ("clip", "dinov2", "siglip")
@@ -80,8 +86,66 @@ def embedder_key(category: str, cfg: dict | None = None) -> str:
         stamp["object_weights"] = OBJECT_WEIGHTS
     if category == "person":
         stamp["person_weights"] = {**PERSON_WEIGHTS, **(s.get("weights") or {})}
+        if reuses_face_rows(cfg):
+            stamp["face_source"] = PERSON_FACE_SOURCE
     digest = hashlib.sha1(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{category}/{s['backend']}/{digest}"
+
+
+def reuses_face_rows(cfg: dict | None = None) -> bool:
+    """True when person vectors take their face part from the co-located face row: the person
+    embedder has a face part of the same backend as the face category's embedder (same space)."""
+    p = category_settings("person", cfg)
+    face_backend = str(p.get("face", "dlib")).lower()
+    if face_backend in ("none", "off", "") or not p.get("reuse_face_rows", True):
+        return False
+    return face_backend == category_settings("face", cfg)["backend"] and p.get("face_model") == \
+        category_settings("face", cfg).get("model")
+
+
+def person_parts(embedder, vec) -> dict[str, np.ndarray | None]:
+    """{"appearance": unit | None, "face": unit | None}: the parts of a person vector (appearance ++
+    face, backends.identity.ConcatIdentity); a part is None when empty (no face found) or absent."""
+    out: dict[str, np.ndarray | None] = {"appearance": None, "face": None}
+    parts = getattr(embedder, "parts", None)
+    if vec is None or not parts:
+        return out
+    v = np.asarray(vec, np.float32).ravel()
+    off = 0
+    for k, (emb, _w) in enumerate(parts):
+        dim = int(emb.dim)
+        block = v[off:off + dim]
+        off += dim
+        n = float(np.linalg.norm(block)) if block.size == dim else 0.0
+        name = ("appearance", "face")[k] if len(parts) == 2 else f"part{k}"   # build_embedder's order
+        out[name] = block / n if (n > 1e-6 and np.all(np.isfinite(block))) else None
+    return out
+
+
+def compose_person(embedder, vec, face_vec) -> np.ndarray | None:
+    """The person vector `vec` with its face part replaced by `face_vec` (a face-row embedding of
+    the same space), re-weighted as ConcatIdentity does; None when the layout does not fit."""
+    parts = getattr(embedder, "parts", None)
+    if vec is None or face_vec is None or not parts:
+        return None
+    f = np.asarray(face_vec, np.float32).ravel()
+    blocks, off, replaced = [], 0, False
+    v = np.asarray(vec, np.float32).ravel()
+    if len(parts) != 2:
+        return None
+    for k, (emb, w) in enumerate(parts):
+        dim = int(emb.dim)
+        block = v[off:off + dim]
+        off += dim
+        if k == 1:                              # build_embedder's order: appearance, face
+            if f.size != dim or not np.all(np.isfinite(f)) or np.linalg.norm(f) < 1e-6:
+                return None
+            block, replaced = f / np.linalg.norm(f) * np.float32(w ** 0.5), True
+        blocks.append(block)
+    if not replaced or off != v.size:
+        return None
+    out = np.concatenate(blocks).astype(np.float32)
+    return out / max(float(np.linalg.norm(out)), 1e-12)
 
 
 def _face_embedder(backend: str, s: dict, fallback_to_crop: bool):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # chelsea, rocket, astronaut, motorcycle, logo; matplotlib Minduka pack, grace_hopper) pasted onto
 # real backgrounds at 0.3-1.5x, mirrored, darker, rotated, perspective-tilted, blurred and JPEG'd.
 # Pairs of *different* objects never exceeded 6 MAGSAC inliers (224 pairs: 191 with 0, the rest
-# 4-6; 4 is the homography's minimal sample); same-object pairs had a median of 73 and a low tail
+# 4-6; 4 is the homography's minimal sample); same-object pairs had a median of 74 and a low tail
 # of 11-13 at 0.3x scale + blur + JPEG 35-50. 10 sits between the tails. Neither Phantom-Data nor
 # OpenSubject publish a keypoint-inlier number (both verify with embeddings / a VLM).
 GEOMETRIC_MIN_INLIERS = 10

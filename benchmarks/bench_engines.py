@@ -1,0 +1,120 @@
+"""Engine overhead: `s2vforge curate` on the demo corpus with --engine local vs --engine ray.
+
+Usage:
+  python benchmarks/bench_engines.py [--workers 2] [--repeats 3] [--recipe NAME|FILE] [--warm] [--json OUT]
+
+Each run is the real CLI in a fresh process writing a fresh dataset, timed from process start
+to exit (what a user waits for):
+  local      --engine local --workers N       (spawn process pool)
+  ray_cold   --engine ray --workers N         (the CLI starts a local Ray of N CPUs, then stops it)
+  ray_warm   --engine ray --address auto      (with --warm: joins a `ray start --head --num-cpus N`
+                                               started once here, as on a standing cluster)
+Reported: median wall seconds of `--repeats` runs, ratio to local, clips and clips/s per CPU core,
+and a check that every engine wrote the same videos.parquet/clips.parquet as the first local run.
+The corpus is built once under benchmarks/_work/demo_corpus.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / "_work"
+
+
+def demo_corpus() -> Path:
+    d = WORK / "demo_corpus"
+    if not (d / "ground_truth.json").exists():
+        from s2vforge.corpus.synth import build_demo_corpus
+        build_demo_corpus(d)
+    return d
+
+
+def ray_bin() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def curate_once(corpus: Path, out: Path, workers: int, recipe: str | None, engine: str, address: str | None) -> float:
+    cmd = [sys.executable, "-m", "s2vforge.cli", "curate", str(corpus), "--out", str(out), "--workers", str(workers),
+           "--engine", engine, "--quiet"]
+    if recipe:
+        cmd += ["--recipe", recipe]
+    if address:
+        cmd += ["--address", address]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall
+
+
+def tables_equal(a: Path, b: Path) -> bool:
+    return all(pq.read_table(a / t).equals(pq.read_table(b / t)) for t in ("videos.parquet", "clips.parquet"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--recipe", default=None)
+    ap.add_argument("--warm", action="store_true", help="also time --address auto against a running Ray")
+    ap.add_argument("--json", default=None, help="write the results here as JSON")
+    args = ap.parse_args()
+    corpus = demo_corpus()
+    modes = [("local", "local", None), ("ray_cold", "ray", None)]
+    if args.warm:
+        modes.append(("ray_warm", "ray", "auto"))
+        subprocess.run([ray_bin(), "start", "--head", f"--num-cpus={args.workers}", "--include-dashboard=false",
+                        "--disable-usage-stats"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    walls: dict[str, list[float]] = {m: [] for m, _, _ in modes}
+    same: dict[str, bool] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    ref = None
+    try:
+        for rep in range(args.repeats):            # interleaved, so load drift hits every engine alike
+            for mode, engine, address in modes:
+                out = tmp / f"{mode}-{rep}"
+                walls[mode].append(curate_once(corpus, out, args.workers, args.recipe, engine, address))
+                if ref is None:
+                    ref = out
+                else:
+                    same[mode] = same.get(mode, True) and tables_equal(ref, out)
+                    if out != ref:
+                        shutil.rmtree(out)
+                print(f"{mode:9s} run {rep + 1}: {walls[mode][-1]:.2f} s", file=sys.stderr)
+        clips = pq.read_table(ref / "clips.parquet")
+        n_clips, n_videos = clips.num_rows, pq.read_table(ref / "videos.parquet").num_rows
+    finally:
+        if args.warm:
+            subprocess.run([ray_bin(), "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {m: statistics.median(w) for m, w in walls.items()}
+    result = {
+        "corpus": str(corpus), "n_videos": n_videos, "n_clips": n_clips, "workers": args.workers,
+        "recipe": args.recipe or "openhumanvid (default)", "repeats": args.repeats, "cpu_count": os.cpu_count(),
+        "wall_s": {m: [round(x, 2) for x in w] for m, w in walls.items()},
+        "median_s": {m: round(v, 2) for m, v in med.items()},
+        "ratio_to_local": {m: round(v / med["local"], 3) for m, v in med.items()},
+        "clips_per_s_per_core": {m: round(n_clips / v / args.workers, 4) for m, v in med.items()},
+        "same_tables_as_local": same,
+        "command": " ".join([Path(sys.executable).name, "benchmarks/bench_engines.py"] + sys.argv[1:]),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
