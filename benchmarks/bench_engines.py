@@ -7,8 +7,8 @@ Each run is the real CLI in a fresh process writing a fresh dataset, timed from 
 to exit (what a user waits for):
   local      --engine local --workers N       (spawn process pool)
   ray_cold   --engine ray --workers N         (the CLI starts a local Ray of N CPUs, then stops it)
-  ray_warm   --engine ray --address auto      (with --warm: joins a `ray start --head --num-cpus N`
-                                               started once here, as on a standing cluster)
+  ray_warm   --engine ray --address HOST:PORT (with --warm: joins a `ray start --head --num-cpus N`
+                                               started, untimed, before the run, as on a standing cluster)
 Reported: median wall seconds of `--repeats` runs, ratio to local, clips and clips/s per CPU core,
 and a check that every engine wrote the same videos.parquet/clips.parquet as the first local run.
 The corpus is built once under benchmarks/_work/demo_corpus.
@@ -44,6 +44,25 @@ def ray_bin() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
+HEAD_ADDRESS = "127.0.0.1:6391"
+
+
+def start_head(workers: int) -> subprocess.Popen:
+    """`ray start --head --block` on a private port; returns once the cluster answers."""
+    # RAY_AUTH_MODE=disabled: Ray 2.60's token auth would need a token file shared with the CLI run
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    head = subprocess.Popen([ray_bin(), "start", "--head", "--block", "--port=6391", f"--num-cpus={workers}",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(120):
+        if subprocess.run([ray_bin(), "status", f"--address={HEAD_ADDRESS}"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return head
+        time.sleep(1)
+    head.terminate()
+    raise RuntimeError("ray start --head did not come up in 120 s")
+
+
 def curate_once(corpus: Path, out: Path, workers: int, recipe: str | None, engine: str, address: str | None) -> float:
     cmd = [sys.executable, "-m", "s2vforge.cli", "curate", str(corpus), "--out", str(out), "--workers", str(workers),
            "--engine", engine, "--quiet"]
@@ -74,9 +93,7 @@ def main() -> None:
     corpus = demo_corpus()
     modes = [("local", "local", None), ("ray_cold", "ray", None)]
     if args.warm:
-        modes.append(("ray_warm", "ray", "auto"))
-        subprocess.run([ray_bin(), "start", "--head", f"--num-cpus={args.workers}", "--include-dashboard=false",
-                        "--disable-usage-stats"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        modes.append(("ray_warm", "ray", HEAD_ADDRESS))
     walls: dict[str, list[float]] = {m: [] for m, _, _ in modes}
     same: dict[str, bool] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_engines_"))
@@ -85,7 +102,13 @@ def main() -> None:
         for rep in range(args.repeats):            # interleaved, so load drift hits every engine alike
             for mode, engine, address in modes:
                 out = tmp / f"{mode}-{rep}"
-                walls[mode].append(curate_once(corpus, out, args.workers, args.recipe, engine, address))
+                head = start_head(args.workers) if address else None   # a standing cluster, started untimed
+                try:
+                    walls[mode].append(curate_once(corpus, out, args.workers, args.recipe, engine, address))
+                finally:
+                    if head is not None:    # only the head this script started (never `ray stop`: other Rays may run here)
+                        head.terminate()
+                        head.wait(timeout=60)
                 if ref is None:
                     ref = out
                 else:
@@ -96,8 +119,6 @@ def main() -> None:
         clips = pq.read_table(ref / "clips.parquet")
         n_clips, n_videos = clips.num_rows, pq.read_table(ref / "videos.parquet").num_rows
     finally:
-        if args.warm:
-            subprocess.run([ray_bin(), "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(tmp, ignore_errors=True)
     med = {m: statistics.median(w) for m, w in walls.items()}
     result = {

@@ -330,6 +330,10 @@ def bench_variant(v: dict, batches, args, peak) -> dict:
            "dtype": str(runner.dtype).replace("torch.", ""), "batches": {}}
     flops = flops_per_frame(runner, v["hw"])
     res["gflops_per_frame"] = None if flops is None else round(flops / 1e9, 2)
+    if args.compile:   # FLOPs are counted eagerly above; time the torch.compile'd forward
+        runner = TorchBatchRunner(v["forward"], device=device, dtype=dtype, batch_frames=batches[0],
+                                  mean=v["mean"], std=v["std"], compile=True)
+        res["compiled"] = True
     if v.get("flops_note"):
         res["flops_note"] = v["flops_note"]
     best_b, best_fps = None, 0.0
@@ -640,6 +644,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto", help="cpu | cuda | auto")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float16 | float32")
     p.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
+    p.add_argument("--compile", action="store_true", help="time torch.compile'd forwards (max-autotune-no-cudagraphs)")
     p.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the numpy end-to-end comparison")
     p.add_argument("--e2e-batches", type=int, default=4, help="batches per end-to-end run (overlap needs several)")
     p.add_argument("--no-nvdec", dest="nvdec", action="store_false", help="skip the NVDEC probe")

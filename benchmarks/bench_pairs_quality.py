@@ -6,12 +6,18 @@ and score every emitted pair per category (face, person, object+animal):
 
 * precision = emitted cross pairs (cross_clip / cross_video) whose first reference has the
   target's identity / emitted cross pairs;
-* recall = targets with >= 1 true cross-context partner eligible under the priors (living:
-  another clip of the same group; objects: another video) that got a correct cross pair / such
-  targets;
+* recall (primary) = targets with >= 1 true partner eligible under the priors (living: another
+  clip of the same group; objects: another video) *cut from another source picture* (another
+  photo, or another frame of a video source: truth.json `source_id`) that got a correct cross
+  pair / such targets. A re-paste of the same picture is a copy, which the near-duplicate upper
+  bound exists to drop (Phantom-Data's copy-paste case), so it is not counted as a miss here;
+* recall_all = the same over targets with any eligible partner, copies included (secondary);
 * retrieval only (before verification): the top-1 bank neighbour among prior-eligible
-  candidates, with and without the lower/upper bounds, from the stage's own embeddings
-  (DATASET/.work/pairs parts): its precision, and the recall it would give;
+  candidates, with and without the lower/upper bounds, from the stage's own bank vectors
+  (DATASET/index/<category>, person vectors with their face-row part): its precision, and the
+  recall (all partners) it would give;
+* accepted_on: how the emitted cross pairs were accepted (geometric, face, embedding,
+  accepted_on_similarity ...), so the share decided by similarity alone is visible;
 * similarity distributions: cosine of same-identity vs different-identity eligible pairs.
 
 Medians over the seeds. The face_recognition sdist is fetched with
@@ -66,15 +72,23 @@ def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
 
-def retrieval_only(dataset: Path, truth: dict, cfg: dict, stamp: str) -> dict:
-    """Top-1 prior-eligible neighbour per target from the stage's embeddings, before verification."""
-    import pyarrow.parquet as pq
-    from s2vforge.stages.pairs.pipeline import EMBED_SCHEMA, PARTS_DIR
-    rows = []
-    for p in sorted((dataset / PARTS_DIR).glob("*.parquet")):
-        rows.extend(pq.read_table(p, schema=EMBED_SCHEMA).to_pylist())
-    vec = {r["subject_id"]: np.asarray(r["vector"], np.float32) for r in rows if r["vector"] is not None}
+def _bank_vectors(dataset: Path, subj: dict) -> dict[str, np.ndarray]:
+    """The vectors the stage put in its banks, for the truth's subjects (bank-folder entries skipped)."""
+    from s2vforge.stages.pairs.bank import IdentityBank
+    from s2vforge.stages.pairs.pipeline import INDEX_DIR
+    vec: dict[str, np.ndarray] = {}
+    for d in sorted((dataset / INDEX_DIR).iterdir()) if (dataset / INDEX_DIR).is_dir() else []:
+        bank = IdentityBank.open(d)
+        ids = [i for i in (bank.ids() if callable(bank.ids) else bank.ids) if i in subj]
+        if ids:
+            vec.update(zip(ids, np.asarray(bank.vectors_of(ids), np.float32)))
+    return vec
+
+
+def retrieval_only(dataset: Path, truth: dict, cfg: dict) -> dict:
+    """Top-1 prior-eligible neighbour per target from the stage's bank vectors, before verification."""
     subj = truth["subjects"]
+    vec = _bank_vectors(dataset, subj)
     out: dict = {}
     dists: dict = {}
     for cat in ("face", "person", "animal", "object"):
@@ -129,6 +143,15 @@ def _summary(a: np.ndarray) -> dict:
             "p95": round(float(q[3]), 3), "max": round(float(q[4]), 3)}
 
 
+def _accepted_on(verdicts: list[str]) -> str:
+    """The identity check that accepted a pair, from its verdict strings."""
+    checks = [v.split(":")[0] for v in verdicts or [] if ":ok" in v]
+    for c in ("accepted_on_similarity", "geometric", "face_agreement", "appearance_agreement", "embedding_agreement"):
+        if c in checks:
+            return c
+    return "other"
+
+
 def score_pairs(dataset: Path, truth: dict) -> dict:
     """Precision / recall of pairs.parquet per report category, plus the failures by identity."""
     import pyarrow.parquet as pq
@@ -139,6 +162,7 @@ def score_pairs(dataset: Path, truth: dict) -> dict:
     out, failures = {}, []
     for name, cats in REPORT_CATS.items():
         emitted = correct = n_targets = found = n_distinct = found_distinct = 0
+        accepted_on: dict[str, int] = {}
         for sid, t in subj.items():
             if t["category"] not in cats:
                 continue
@@ -150,13 +174,15 @@ def score_pairs(dataset: Path, truth: dict) -> dict:
                 emitted += 1
                 ok = ref in subj and subj[ref]["identity"] == t["identity"]
                 correct += ok
+                how = _accepted_on(r["verdicts"])
+                accepted_on[how] = accepted_on.get(how, 0) + 1
                 if not ok and name in ("face", "person", "object+animal"):
                     failures.append({"kind": "false_pair", "category": t["category"], "target": t["identity"],
                                      "reference": subj.get(ref, {}).get("identity", ref), "similarity": r["similarity"],
                                      "verdicts": r["verdicts"]})
             partners = eligible_partners(truth, sid)
-            if partners and any(subj[p]["photo"] != t["photo"] for p in partners):
-                n_distinct += 1                  # a partner from another source photo: never a near-duplicate
+            if eligible_partners(truth, sid, different_source=True):
+                n_distinct += 1                  # a partner from another source picture: not a copy
                 found_distinct += ok
             if partners:
                 n_targets += 1
@@ -165,19 +191,21 @@ def score_pairs(dataset: Path, truth: dict) -> dict:
                     failures.append({"kind": "missed", "category": t["category"], "target": t["identity"],
                                      "photo": t["photo"], "pair_kind": None if r is None else r["kind"],
                                      "rejected": [] if r is None else r["rejected"][:6]})
-        out[name] = {"precision": _ratio(correct, emitted), "recall": _ratio(found, n_targets),
-                     "recall_distinct_photo": _ratio(found_distinct, n_distinct), "n_targets_distinct_photo": n_distinct,
-                     "n_cross_pairs": emitted, "n_correct": correct, "n_targets_with_partner": n_targets}
+        out[name] = {"precision": _ratio(correct, emitted), "recall": _ratio(found_distinct, n_distinct),
+                     "recall_all": _ratio(found, n_targets), "n_targets_other_source": n_distinct,
+                     "n_cross_pairs": emitted, "n_correct": correct, "n_targets_with_partner": n_targets,
+                     "accepted_on": dict(sorted(accepted_on.items()))}
     kinds: dict = {}
     for r in rows:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
     return {"categories": out, "kinds": kinds, "failures": failures}
 
 
-def run_seed(seed: int, scale: str, photos: Path | None, workers: int, work: Path, reuse: bool = False) -> dict:
+def run_seed(seed: int, scale: str, photos: Path | None, workers: int, work: Path, reuse: bool = False,
+             rerun: bool = False) -> dict:
     import shutil
     from s2vforge.corpus.identity import TRUTH_NAME, build_identity_dataset
-    from s2vforge.stages.pairs.pipeline import embed_stamp, pairs_config, run_pairs
+    from s2vforge.stages.pairs.pipeline import pairs_config, run_pairs
     ds = work / f"identity_{scale}_s{seed}{'_fp' if photos else ''}"
     recipe: dict = {}
     t0 = time.perf_counter()
@@ -186,6 +214,11 @@ def run_seed(seed: int, scale: str, photos: Path | None, workers: int, work: Pat
                  "n_clips": len(json.loads((ds / TRUTH_NAME).read_text())["clips"])}
         t1 = time.perf_counter()
         summary = json.loads((ds / "pairs_run.json").read_text())["summary"]
+    elif rerun and (ds / TRUTH_NAME).is_file():         # the stage again on the built corpus (embeddings resume)
+        truth0 = json.loads((ds / TRUTH_NAME).read_text())
+        built = {"n_subjects": len(truth0["subjects"]), "n_clips": len(truth0["clips"])}
+        t1 = time.perf_counter()
+        summary = run_pairs(ds, recipe, workers=workers)
     else:
         if ds.exists():
             shutil.rmtree(ds)
@@ -196,7 +229,7 @@ def run_seed(seed: int, scale: str, photos: Path | None, workers: int, work: Pat
     truth = json.loads((ds / TRUTH_NAME).read_text())
     cfg = pairs_config(recipe)
     res = score_pairs(ds, truth)
-    res["retrieval"] = retrieval_only(ds, truth, cfg, embed_stamp(cfg))
+    res["retrieval"] = retrieval_only(ds, truth, cfg)
     res.update(seed=seed, n_subjects=built["n_subjects"], n_clips=built["n_clips"], build_s=round(t1 - t0, 1),
                pairs_s=round(t2 - t1, 1), embedders=summary.get("embedders"), clusters=summary.get("clusters"))
     return res
@@ -217,21 +250,27 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=WORK / "pairs_quality")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="rescore earlier runs found under --work (no rebuild)")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run the stage again on corpora built earlier under --work (embeddings resume: tuning)")
     args = ap.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else args.seeds
     photos = None if args.no_face_photos else face_photos()
     args.work.mkdir(parents=True, exist_ok=True)
     per_seed = []
     for s in seeds:
-        r = run_seed(s, args.scale, photos, args.workers, args.work, args.reuse)
+        r = run_seed(s, args.scale, photos, args.workers, args.work, args.reuse, args.rerun)
         per_seed.append(r)
-        line = {k: (v["precision"], v["recall"]) for k, v in r["categories"].items()}
+        line = {k: (v["precision"], v["recall"], v["recall_all"]) for k, v in r["categories"].items()}
         print(f"seed {s}: {line}  ({r['build_s']} s build, {r['pairs_s']} s pairs)", flush=True)
     med = {}
     for name in REPORT_CATS:
         med[name] = {m: _median([r["categories"][name][m] for r in per_seed])
-                     for m in ("precision", "recall", "recall_distinct_photo")}
+                     for m in ("precision", "recall", "recall_all")}
+        for m in ("precision", "recall", "recall_all"):
+            med[name][m + "_per_seed"] = [r["categories"][name][m] for r in per_seed]
+        med[name]["n_targets_other_source"] = [r["categories"][name]["n_targets_other_source"] for r in per_seed]
         med[name]["n_targets_with_partner"] = [r["categories"][name]["n_targets_with_partner"] for r in per_seed]
+        med[name]["accepted_on"] = [r["categories"][name]["accepted_on"] for r in per_seed]
         med[name]["n_cross_pairs"] = [r["categories"][name]["n_cross_pairs"] for r in per_seed]
     ret = {}
     for cat in ("face", "person", "animal", "object"):

@@ -699,6 +699,7 @@ class HFImageIdentity:
         self.image_size = int(image_size or self._processor_size(model_dir) or _config_image_size(self.model.config))
         self.mean, self.std = self._processor_norm(model_dir) or HF_NORM[kind]
         self.batch_size = batch_size
+        self._batch_runner = None
         with torch.no_grad():
             self.dim = int(self._forward(np.zeros((1, 3, self.image_size, self.image_size), np.float32)).shape[1])
 
@@ -724,13 +725,22 @@ class HFImageIdentity:
             return tuple(cfg["image_mean"]), tuple(cfg["image_std"])
         return None
 
+    def _runner(self):
+        """The shared GPU path (backends/torch_batch.py: pinned staging, copies overlapped with
+        compute, autocast for bf16), built on first use around this model."""
+        if getattr(self, "_batch_runner", None) is None:
+            from .torch_batch import TorchBatchRunner
+            model, kind = self.model, self.kind
+
+            def forward(x):
+                out = model(pixel_values=x)
+                return out.image_embeds if kind == "clip" else out.pooler_output
+            self._batch_runner = TorchBatchRunner(forward, device=self.device, dtype=self.dtype,
+                                                  batch_frames=int(self.batch_size), pin_memory=True)
+        return self._batch_runner
+
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
-        # TODO(torch_batch): switch to backends/torch_batch.TorchBatchRunner (pinned memory, bf16) once it lands.
-        import torch
-        x = torch.from_numpy(pixels).to(self.device, self.dtype)
-        out = self.model(pixel_values=x)
-        emb = out.image_embeds if self.kind == "clip" else out.pooler_output
-        return emb.float().cpu().numpy()
+        return self._runner()(np.ascontiguousarray(pixels, np.float32))
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         import torch

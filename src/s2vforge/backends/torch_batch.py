@@ -71,7 +71,7 @@ class TorchBatchRunner:
     def __init__(self, forward: Callable[[Any], Any], *, device: str = "auto", dtype: Any = "auto",
                  batch_frames: int = 32, pin_memory: bool = True, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, channels_last: bool = False,
-                 resize: tuple[int, int] | None = None) -> None:
+                 resize: tuple[int, int] | None = None, compile: bool | str = False) -> None:
         import torch
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
@@ -86,6 +86,10 @@ class TorchBatchRunner:
         self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
         if isinstance(forward, torch.nn.Module):
             forward = forward.to(device=self.device, dtype=self.dtype).eval()
+        self.compiled = bool(compile)
+        if self.compiled:   # fuses norms/GELU/residual adds; static shapes: partial batches are padded (_compute)
+            mode = compile if isinstance(compile, str) else "max-autotune-no-cudagraphs"
+            forward = torch.compile(forward, mode=mode, dynamic=False)
         self.forward = forward
         self._mean = None if mean is None else torch.tensor(mean, dtype=torch.float32,
                                                             device=self.device).view(1, -1, 1, 1)
@@ -166,8 +170,13 @@ class TorchBatchRunner:
         import torch
         use_autocast = self.dtype != torch.float32
         device_type = "cuda" if self.is_cuda else "cpu"
+        n = x.shape[0]
+        if self.compiled and n < self.batch_frames:   # one static shape: no recompilation for the last batch
+            x = torch.cat([x, x.new_zeros((self.batch_frames - n, *x.shape[1:]))], 0)
         with torch.autocast(device_type=device_type, dtype=self.dtype, enabled=use_autocast):
             y = self.forward(x)
+        if self.compiled and n < self.batch_frames and isinstance(y, torch.Tensor):
+            y = y[:n]
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"forward must return a tensor, got {type(y).__name__} (wrap the model in a "
                             "function that picks the output, e.g. lambda x: m(pixel_values=x).image_embeds)")

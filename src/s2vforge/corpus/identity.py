@@ -571,7 +571,8 @@ def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None
                     truth_subjects[sid] = {
                         "identity": a.identity.name, "kind": a.identity.kind, "category": category,
                         "clip_id": clip_id, "video_id": video_id, "group_id": group_id,
-                        "context": p.background, "photo": photo.name, "flip": a.flip,
+                        "context": p.background, "photo": photo.name, "source_id": f"{a.identity.name}/{photo.name}",
+                        "flip": a.flip,
                         "scale": round(a.scale, 3), "gain": round(a.gain, 3), "gamma": round(a.gamma, 3),
                         "contrast": round(a.contrast, 3)}
 
@@ -593,14 +594,21 @@ def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None
             "digest": hashlib.blake2b(json.dumps(truth, sort_keys=True).encode(), digest_size=8).hexdigest()}
 
 
-def eligible_partners(truth: dict, subject_id: str) -> list[str]:
+def eligible_partners(truth: dict, subject_id: str, *, different_source: bool = False) -> list[str]:
     """Subjects with the same identity and category that the priors allow as a cross reference:
     living subjects (face/person/animal) from another clip of the same group, objects from
-    another video (Phantom-Data's cross-context pairing)."""
+    another video (Phantom-Data's cross-context pairing).
+
+    different_source=True keeps only partners cut from another source picture (`source_id`: a
+    photo, or a frame of a video source): a re-paste of the *same* picture is a copy, which the
+    near-duplicate upper bound is meant to drop (Phantom-Data's copy-paste case), so the primary
+    recall of the pairs benchmark counts only targets with such a partner."""
     t = truth["subjects"][subject_id]
     out = []
     for sid, u in truth["subjects"].items():
         if sid == subject_id or u["identity"] != t["identity"] or u["category"] != t["category"]:
+            continue
+        if different_source and source_of(u) == source_of(t):
             continue
         if t["kind"] == "object":
             if u["video_id"] != t["video_id"]:
@@ -608,3 +616,8 @@ def eligible_partners(truth: dict, subject_id: str) -> list[str]:
         elif u["group_id"] == t["group_id"] and u["clip_id"] != t["clip_id"]:
             out.append(sid)
     return out
+
+
+def source_of(subject: dict) -> str:
+    """The source picture a truth subject was cut from (truth.json before source_id: identity/photo)."""
+    return subject.get("source_id") or f"{subject['identity']}/{subject['photo']}"

@@ -63,7 +63,8 @@ def ensure_ray(spec: EngineSpec):
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise EngineError(f"cannot connect to Ray at {spec.address!r}: {e} (start one with `ray start --head`)") from None
     else:
-        ray.init(num_cpus=spec.workers, include_dashboard=False, **quiet)
+        # address="local": a fresh Ray for this run even if a cluster already runs on this machine
+        ray.init(address="local", num_cpus=spec.workers, include_dashboard=False, **quiet)
     return ray
 
 

@@ -187,7 +187,6 @@ class Dinov2Embedder:
         from ...backends.hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype
         require_torch_transformers("DINOv2 background embedder")
         from ...backends.paths import find_model_dir
-        import torch
         from transformers import AutoModel
         self.model_dir = find_model_dir("dinov2-base", DINOV2_HF_REPO, explicit=model, model_label="DINOv2 (dinov2-base)")
         self.device = device
@@ -202,8 +201,11 @@ class Dinov2Embedder:
         if pp.is_file():
             cfg = json.loads(pp.read_text())
             mean, std = tuple(cfg.get("image_mean", mean)), tuple(cfg.get("image_std", std))
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        from ...backends.torch_batch import TorchBatchRunner
+        model = self.model
+        # the shared GPU path (backends/torch_batch.py): uint8 on the wire, /255 and mean/std on the device
+        self.runner = TorchBatchRunner(lambda x: model(pixel_values=x).last_hidden_state, device=device,
+                                       dtype=self.dtype, batch_frames=1, pin_memory=True, mean=mean, std=std)
         self._lock = threading.Lock()
 
     def _prepare(self, frame: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +218,6 @@ class Dinov2Embedder:
         return img, cover < 0.5
 
     def embed(self, frames: list[np.ndarray], masks: list[np.ndarray | None]) -> np.ndarray:
-        import torch
         if len(frames) != len(masks):
             raise ValueError(f"{len(frames)} frames but {len(masks)} masks")
         hidden = int(self.model.config.hidden_size)
@@ -224,10 +225,8 @@ class Dinov2Embedder:
         # one frame per forward: frames differ in aspect ratio, and context frames are few per pair
         for i, (f, m) in enumerate(zip(frames, masks)):
             img, keep = self._prepare(f, m)
-            x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
-            x = ((x - self.mean) / self.std).to(self.device, self.dtype)
-            with self._lock, torch.inference_mode():
-                tokens = self.model(pixel_values=x).last_hidden_state[0].float().cpu().numpy()
+            with self._lock:
+                tokens = self.runner(np.ascontiguousarray(img, np.uint8)[None])[0]
             cls, patches = tokens[0], tokens[1:]
             patches = patches[-keep.size:]   # skip register tokens when the model has them
             kept = patches[keep.ravel()]

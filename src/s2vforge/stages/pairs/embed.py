@@ -5,14 +5,14 @@ Which backend embeds which category comes from the recipe's `pairs.embed` sectio
     pairs:
       embed:
         face:   {backend: dlib}                      # embedded (default) | arcface | curricularface
-        person: {backend: embedded, face: dlib}      # appearance ++ face (Phantom-Data)
+        person: {backend: embedded, face: dlib}      # appearance ++ face (Phantom-Data); reuse_face_rows: true
         animal: {backend: embedded}                  # embedded | clip | dinov2 | siglip
         object: {backend: embedded}                  # reference: {backend: clip, model: DIR_OR_NAME}
 
 Embedded backends need no torch and no download (backends/identity.py): faces dlib 128-d,
 objects/animals the "sift-colour-v1" instance descriptor (RootSIFT words + colour), persons
 the same appearance descriptor on the masked person ++ the dlib face found in the top half of
-the crop. Reference backends load local weights only (ModelNotFound says where it looked).
+the crop (the pipeline then swaps in the vector of the co-located face row, PERSON_FACE_SOURCE). Reference backends load local weights only (ModelNotFound says where it looked).
 
 Every embedder returns (N, dim) float32 L2-normalised rows and a NaN row for a crop it cannot
 embed, so a caller drops `~np.isfinite(rows).all(1)` and records why instead of crashing.
@@ -31,7 +31,7 @@ CATEGORIES = ("face", "person", "animal", "object")
 
 DEFAULT_EMBED = {
     "face": {"backend": "dlib"},
-    "person": {"backend": "embedded", "face": "dlib"},
+    "person": {"backend": "embedded", "face": "dlib", "reuse_face_rows": True},
     "animal": {"backend": "embedded"},
     "object": {"backend": "embedded"},
 }
@@ -141,6 +141,9 @@ def compose_person(embedder, vec, face_vec) -> np.ndarray | None:
             if f.size != dim or not np.all(np.isfinite(f)) or np.linalg.norm(f) < 1e-6:
                 return None
             block, replaced = f / np.linalg.norm(f) * np.float32(w ** 0.5), True
+        else:   # the stored block's scale depends on whether the old face part was empty: re-weight it
+            n = float(np.linalg.norm(block))
+            block = block / n * np.float32(w ** 0.5) if n > 1e-6 and np.all(np.isfinite(block)) else np.zeros(dim, np.float32)
         blocks.append(block)
     if not replaced or off != v.size:
         return None

@@ -85,7 +85,7 @@ DEFAULT_PAIRS: dict = {
     # identity cosine that accepts a candidate without a passing geometric / face check (candidates.py):
     # object = geometry unknown or failed; animal = the identity check itself (non-rigid); person = the
     # appearance part when one side shows no face. Set from the distributions in docs/quality.md.
-    "accept_similarity": {"object": 0.75, "animal": 0.65, "person": 0.80},
+    "accept_similarity": {"object": 0.75, "animal": 0.60, "person": 0.80},
     "cluster": {"method": "components", "threshold": None},   # stages/pairs/cluster.py; verified edges only
 }
 
