@@ -283,6 +283,24 @@ def flops_per_frame(runner: TorchBatchRunner, hw) -> float | None:
         return None
 
 
+def measured_gemm_tflops(device: str, n: int = 8192, iters: int = 20) -> float | None:
+    """The dense bf16 GEMM rate this GPU actually sustains (n x n x n matmuls): the practical ceiling,
+    beside the datasheet peak, for judging a model's fraction of bf16 throughput."""
+    import torch
+    if not device.startswith("cuda"):
+        return None
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    torch.cuda.synchronize()
+    return round(2 * n ** 3 * iters / (time.perf_counter() - t) / 1e12, 1)
+
+
 def gpu_info(device: str) -> dict:
     import torch
     info = {"device": device, "torch": torch.__version__}
@@ -332,7 +350,7 @@ def bench_variant(v: dict, batches, args, peak) -> dict:
     res["gflops_per_frame"] = None if flops is None else round(flops / 1e9, 2)
     if args.compile:   # FLOPs are counted eagerly above; time the torch.compile'd forward
         runner = TorchBatchRunner(v["forward"], device=device, dtype=dtype, batch_frames=batches[0],
-                                  mean=v["mean"], std=v["std"], compile=True)
+                                  mean=v["mean"], std=v["std"], compile=args.compile_mode or True)
         res["compiled"] = True
     if v.get("flops_note"):
         res["flops_note"] = v["flops_note"]
@@ -359,6 +377,8 @@ def bench_variant(v: dict, batches, args, peak) -> dict:
             row["achieved_tflops"] = round(flops * fps / 1e12, 2)
             if peak:
                 row["frac_of_peak"] = round(flops * fps / 1e12 / peak, 3)
+            if getattr(args, "gemm_tflops", None):
+                row["frac_of_measured_gemm"] = round(flops * fps / 1e12 / args.gemm_tflops, 3)
         if device.startswith("cuda"):
             row["peak_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         res["batches"][str(b)] = row
@@ -645,6 +665,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float16 | float32")
     p.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
     p.add_argument("--compile", action="store_true", help="time torch.compile'd forwards (max-autotune-no-cudagraphs)")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode with --compile (e.g. max-autotune)")
     p.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the numpy end-to-end comparison")
     p.add_argument("--e2e-batches", type=int, default=4, help="batches per end-to-end run (overlap needs several)")
     p.add_argument("--no-nvdec", dest="nvdec", action="store_false", help="skip the NVDEC probe")
@@ -674,7 +695,10 @@ def main(argv=None) -> int:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     info = gpu_info(args.device)
-    log(f"device: {info.get('name')}  peak: {info.get('peak_source')}  dtype: {args.dtype}")
+    args.gemm_tflops = measured_gemm_tflops(args.device)
+    info["measured_gemm_bf16_tflops"] = args.gemm_tflops
+    log(f"device: {info.get('name')}  peak: {info.get('peak_source')}  measured GEMM: {args.gemm_tflops} TFLOP/s  "
+        f"dtype: {args.dtype}")
     t_start = time.perf_counter()
     results, models = {}, [m.strip() for m in args.models.split(",") if m.strip()]
     for name in models:
