@@ -41,7 +41,6 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
                quiet: bool = False, *, engine: str = "local", address: Optional[str] = None,
                shard_rows: int = 0) -> int:
     from .engine.local import run_local
-    from .engine.pool import use_engine
     from .engine.spec import EngineError
     from .inputs import InputError, expand_inputs
     from .recipes import RecipeError, load_recipe
@@ -67,8 +66,8 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
         prog.update(task, advance=1, last=label)
 
     try:
-        with prog, use_engine(spec):
-            summary = run_local(items, recipe, out, cols, workers=workers, on_progress=on_progress)
+        with prog:
+            summary = run_local(items, recipe, out, cols, workers=workers, on_progress=on_progress, engine=spec)
     except EngineError as e:    # Ray missing or unreachable
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -139,7 +138,6 @@ def subjects(
     shard_rows: int = typer.Option(0, "--shard-rows", min=0, help=SHARD_HELP),
 ):
     """Find subjects (faces, people, objects) in kept clips: subjects.parquet + RGBA reference crops."""
-    from .engine.pool import use_engine
     from .engine.spec import EngineError
     from .recipes import RecipeError, load_recipe
     from .report.html import write_report
@@ -162,8 +160,8 @@ def subjects(
         prog.update(task, advance=1, last=str(meta.get("clip_id", ""))[:28])
 
     try:
-        with prog, use_engine(spec):
-            summary = run_subjects(dataset, rec, workers=workers, progress=on_progress)
+        with prog:
+            summary = run_subjects(dataset, rec, workers=workers, progress=on_progress, engine=spec)
     except EngineError as e:    # Ray missing or unreachable
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..schema import display_path, video_id_for
+from ..inputs import input_id
+from ..schema import display_path
 from .parts import PartStore
 from .pool import run_pool
 
@@ -41,7 +42,7 @@ def assign_ids(items: list[dict]) -> list[dict]:
     """Give each input its content id; a repeat of earlier content becomes a duplicate row."""
     seen: dict[str, str] = {}
     for it in items:
-        vid = video_id_for(it["path"])
+        vid = input_id(it["path"])
         it["video_id"] = vid
         if vid in seen and not it.get("missing"):
             it["duplicate_of"] = seen[vid]
@@ -81,7 +82,9 @@ def _work(item: dict, recipe: dict, dataset_dir: str, score_columns: list[str]) 
 
 
 def run_local(items: list[dict], recipe: dict, dataset_dir: Path, score_columns: list[str], workers: int = 1,
-              on_progress: Callable[[dict], None] | None = None) -> RunSummary:
+              on_progress: Callable[[dict], None] | None = None, engine=None) -> RunSummary:
+    """Curate every item; `engine` (None = this machine's process pool, or an engine.spec.EngineSpec
+    for Ray) only changes where the per-video work runs, never what it writes."""
     dataset_dir = Path(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
     store = PartStore(dataset_dir)
@@ -113,7 +116,8 @@ def run_local(items: list[dict], recipe: dict, dataset_dir: Path, score_columns:
         return meta
 
     run_pool(_work, todo, (recipe, str(dataset_dir), score_columns), workers,
-             on_done=lambda it, meta: on_progress(meta) if on_progress else None, on_crash=on_crash)
+             on_done=lambda it, meta: on_progress(meta) if on_progress else None, on_crash=on_crash,
+             engine=engine, stage="curate")
     vt, ct = store.finalize([it["video_id"] for it in items], dataset_dir, score_columns)
     for vid in (it["video_id"] for it in items):
         m = store.meta(vid)

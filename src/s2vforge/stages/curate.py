@@ -50,7 +50,7 @@ def score_columns(recipe: dict) -> list[str]:
 def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
     """item: {video_id, path, caption, group_id}. Never raises for bad media: error rows instead."""
     video = {
-        "video_id": item["video_id"], "path": display_path(item["path"]), "path_raw": _raw(item["path"]),
+        "video_id": item["video_id"], "path": item.get("uri") or display_path(item["path"]), "path_raw": _raw(item.get("uri") or item["path"]),
         "status": "ok", "error": None, "group_id": item.get("group_id") or item["video_id"],
         "caption": item.get("caption"), "n_scenes": 0, "n_clips": 0, "n_kept": 0,
     }

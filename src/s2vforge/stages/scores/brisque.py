@@ -45,16 +45,26 @@ def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
 
 
+def brisque_of_image(rgb: np.ndarray) -> float | None:
+    """BRISQUE of one RGB image; None for flat/degenerate images (the GGD fit gives NaN or raises).
+
+    Rounded to 6 decimals: the package's feature fit is reproducible only to ~1e-11 (threaded
+    BLAS reductions), and every engine must write identical tables run after run."""
+    model = load_brisque()
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # flat frames make the GGD fit warn
+            value = float(model.score(rgb))
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+        return None
+    return round(value, 6) if math.isfinite(value) else None
+
+
 def score_brisque(frames: ClipFrames, n_frames: int = N_FRAMES, long_side: int = WORK_LONG_SIDE) -> dict:
     picked = frames.pick(n_frames)
     if not picked:
         return {"score_brisque": None}
-    model = load_brisque()
-    values = []
-    for frame in frames.cropped([frames.rgb[i] for i in picked]):
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")  # flat frames make the GGD fit warn; they give NaN, skipped
-            value = float(model.score(resize_long_side(frame, long_side)))
-        if math.isfinite(value):
-            values.append(value)
-    return {"score_brisque": float(np.mean(values)) if values else None}
+    load_brisque()   # an unavailable backend raises here, once, not per frame
+    values = [v for v in (brisque_of_image(resize_long_side(f, long_side))
+                          for f in frames.cropped([frames.rgb[i] for i in picked])) if v is not None]
+    return {"score_brisque": round(float(np.mean(values)), 6) if values else None}

@@ -463,7 +463,7 @@ def _work_on_clip(pair: tuple[dict, dict | None], cfg: dict, dataset: str, stamp
 
 
 def run_subjects(dataset: Path, recipe: dict, workers: int = 1,
-                 progress: Callable[[dict], None] | None = None) -> dict:
+                 progress: Callable[[dict], None] | None = None, engine=None) -> dict:
     """Find subject instances in every kept clip of DATASET (see module doc); returns a summary.
 
     Writes DATASET/subjects.parquet, DATASET/subjects/<subject_id>.png and
@@ -506,7 +506,8 @@ def run_subjects(dataset: Path, recipe: dict, workers: int = 1,
         return meta
 
     run_pool(_work_on_clip, [(c, videos.get(c.get("video_id"))) for c in todo], (cfg, str(dataset), stamp), workers,
-             on_done=lambda pair, meta: progress(meta) if progress else None, on_crash=on_crash)
+             on_done=lambda pair, meta: progress(meta) if progress else None, on_crash=on_crash,
+             engine=engine, stage="subjects")
     table = store.finalize([c["clip_id"] for c in clips], dataset / "subjects.parquet")
     for c in clips:
         m = store.meta(c["clip_id"])

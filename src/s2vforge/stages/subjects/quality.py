@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import warnings
 
 import cv2
 import numpy as np
 
 from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.stages.scores.blur import cpbd as cpbd_of_gray
-from s2vforge.stages.scores.brisque import load_brisque
+from s2vforge.stages.scores.brisque import brisque_of_image
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +132,13 @@ def crop_quality(rgba: np.ndarray, box, frame_shape, *, aesthetic="auto", brisqu
 
 def _brisque(rgb: np.ndarray) -> float | None:
     try:
-        model = load_brisque()
+        return brisque_of_image(rgb)
     except BackendUnavailable as exc:
         log.info("BRISQUE unavailable: %s", exc)
         return None
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")  # flat crops make the GGD fit warn (NaN, reported as None)
-            value = float(model.score(rgb))
     except Exception as exc:  # noqa: BLE001 - the package raises plain errors on degenerate input
         log.debug("BRISQUE failed on a %sx%s crop: %s", rgb.shape[1], rgb.shape[0], exc)
         return None
-    return value if math.isfinite(value) else None
 
 
 def _aesthetic(rgb_on_white: np.ndarray, aesthetic) -> float | None:
