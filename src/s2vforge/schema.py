@@ -20,18 +20,22 @@ def content_fingerprint(path: str | bytes | os.PathLike) -> str:
     Reading a fixed ~4.5 MiB per file keeps hashing negligible beside decoding even for
     multi-GB sources, while any re-encode, trim or different file changes the id.
     """
-    h = hashlib.blake2b(digest_size=16)
-    size = os.path.getsize(path)
-    h.update(size.to_bytes(8, "little"))
     with open(path, "rb") as f:
-        if size <= FINGERPRINT_CHUNK * (FINGERPRINT_CHUNKS + 2):
-            h.update(f.read())
-        else:
-            offsets = [0] + [int(size * (i + 1) / (FINGERPRINT_CHUNKS + 1)) for i in range(FINGERPRINT_CHUNKS)]
-            offsets.append(size - FINGERPRINT_CHUNK)
-            for off in offsets:
-                f.seek(off)
-                h.update(f.read(FINGERPRINT_CHUNK))
+        return fingerprint_stream(f, os.path.getsize(path))
+
+
+def fingerprint_stream(f, size: int) -> str:
+    """content_fingerprint of an open binary file of `size` bytes (local or fsspec)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(size.to_bytes(8, "little"))
+    if size <= FINGERPRINT_CHUNK * (FINGERPRINT_CHUNKS + 2):
+        h.update(f.read())
+    else:
+        offsets = [0] + [int(size * (i + 1) / (FINGERPRINT_CHUNKS + 1)) for i in range(FINGERPRINT_CHUNKS)]
+        offsets.append(size - FINGERPRINT_CHUNK)
+        for off in offsets:
+            f.seek(off)
+            h.update(f.read(FINGERPRINT_CHUNK))
     return h.hexdigest()
 
 

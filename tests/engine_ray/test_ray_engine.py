@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -60,16 +59,14 @@ def test_rerun_on_ray_skips_finished_videos(ray_ds, recipe, corpus, tmp_path):
 
 
 def test_subjects_on_ray_match_local(ray_session, local_ds, recipe, tmp_path):
-    from s2vforge.engine.pool import use_engine
     from s2vforge.recipes import load_recipe
     from s2vforge.stages.subjects.pipeline import run_subjects
     rec = load_recipe(str(recipe))
     a = copy_dataset(local_ds, tmp_path / "a")
     b = copy_dataset(local_ds, tmp_path / "b")
     sa = run_subjects(a, rec, workers=1)
-    with use_engine(make_spec("ray", None, 2, rec)):
-        seen = []
-        sb = run_subjects(b, rec, workers=2, progress=seen.append)
+    seen = []
+    sb = run_subjects(b, rec, workers=2, progress=seen.append, engine=make_spec("ray", None, 2, rec))
     assert len(seen) == sb["n_clips"] == sa["n_clips"] >= 3
     assert sb["n_clip_errors"] == 0 and sb["n_kept"] == sa["n_kept"] > 0
     _same_table(a / "subjects.parquet", b / "subjects.parquet")

@@ -3,8 +3,7 @@
 The only scheduling the engines need: results arrive as they finish; a worker that dies
 (OOM kill, a segfault in native code) is reported through `on_crash` so the caller can record
 an error row and go on. Which engine runs is chosen by `engine` (None/"local" or an
-engine.spec.EngineSpec); a caller that does not pass one gets the ambient engine set with
-`use_engine(...)` (the CLI sets it for `--engine ray`), else the local pool.
+engine.spec.EngineSpec); `stage` names the recipe's `resources:` entry the Ray engine uses.
 
 Items that are dicts whose "path" is a remote fsspec URI are given to `fn` with "path"
 replaced by a worker-local copy (media.fetch.local_copy) for the duration of the call; the
@@ -12,28 +11,9 @@ original item (with its URI) is what on_done/on_crash see.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Iterator, Sequence
-
-_AMBIENT: contextvars.ContextVar = contextvars.ContextVar("s2vforge_engine", default=None)
-
-
-@contextlib.contextmanager
-def use_engine(engine) -> Iterator[None]:
-    """run_pool calls inside the block that pass no engine use this one."""
-    token = _AMBIENT.set(engine)
-    try:
-        yield
-    finally:
-        _AMBIENT.reset(token)
-
-
-def current_engine():
-    return _AMBIENT.get()
-
+from typing import Any, Callable, Sequence
 
 def _is_ray(engine) -> bool:
     if engine is None or engine == "local":
@@ -48,15 +28,13 @@ def run_pool(fn: Callable[..., Any], items: Sequence[Any], args: tuple, workers:
              engine=None, stage: str = "") -> None:
     """Call fn(item, *args) for every item; on_done(item, result) as each finishes, or
     on_done(item, on_crash(item, exc)) when the worker died (after the engine's retries)."""
-    engine = engine if engine is not None else current_engine()
     if _has_remote_paths(items):
         fn, args = call_with_local_inputs, (fn, *args)
     if _is_ray(engine):
         from .ray_engine import run_ray
-        from .spec import EngineSpec, stage_of
+        from .spec import EngineSpec
         spec = engine if isinstance(engine, EngineSpec) else EngineSpec(kind="ray", workers=workers)
-        run_ray(fn, list(items), args, spec, on_done=on_done, on_crash=on_crash,
-                stage=stage_of(args[0] if fn is call_with_local_inputs else fn, stage))
+        run_ray(fn, list(items), args, spec, on_done=on_done, on_crash=on_crash, stage=stage or "default")
         return
     if workers <= 1:
         for item in items:

@@ -31,12 +31,6 @@ DEFAULT_RESOURCES: dict[str, dict] = {
     "pairs_embed": {"num_cpus": 1, "num_gpus": 0, "actors": "auto", "batch_size": 16, "max_retries": 2},
 }
 
-# the worker functions of today's stages, for callers that do not yet pass stage=
-STAGE_OF_FUNCTION = {
-    "s2vforge.engine.local._work": "curate",
-    "s2vforge.stages.subjects.pipeline._work_on_clip": "subjects",
-    "s2vforge.stages.subjects.pipeline._work": "subjects",
-}
 
 
 class EngineError(ValueError):
@@ -97,9 +91,3 @@ def make_spec(kind: str | None, address: str | None = None, workers: int = 1, re
     if address and not (address == "auto" or address.startswith("ray://") or ":" in address):
         raise EngineError(f"--address must be auto, ray://HOST:PORT or HOST:PORT, not {address!r}")
     return EngineSpec(kind=kind, address=address, workers=max(1, int(workers)), resources=resources_from_recipe(recipe))
-
-
-def stage_of(fn, stage: str = "") -> str:
-    if stage:
-        return stage
-    return STAGE_OF_FUNCTION.get(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}", "default")

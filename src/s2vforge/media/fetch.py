@@ -16,7 +16,6 @@ import shutil
 import tempfile
 from typing import Iterator
 
-from ..schema import FINGERPRINT_CHUNK, FINGERPRINT_CHUNKS
 
 COPY_CHUNK = 8 << 20
 
@@ -60,20 +59,10 @@ def uri_size(uri: str) -> int:
 
 def uri_fingerprint(uri: str) -> str:
     """schema.content_fingerprint over a URI's bytes, reading only the sampled chunks."""
+    from ..schema import fingerprint_stream
     fs, path = open_fs(uri)
-    size = int(fs.size(path))
-    h = hashlib.blake2b(digest_size=16)
-    h.update(size.to_bytes(8, "little"))
     with fs.open(path, "rb") as f:
-        if size <= FINGERPRINT_CHUNK * (FINGERPRINT_CHUNKS + 2):
-            h.update(f.read())
-        else:
-            offsets = [0] + [int(size * (i + 1) / (FINGERPRINT_CHUNKS + 1)) for i in range(FINGERPRINT_CHUNKS)]
-            offsets.append(size - FINGERPRINT_CHUNK)
-            for off in offsets:
-                f.seek(off)
-                h.update(f.read(FINGERPRINT_CHUNK))
-    return h.hexdigest()
+        return fingerprint_stream(f, int(fs.size(path)))
 
 
 def video_id_for_uri(uri: str) -> str:

@@ -38,21 +38,17 @@ def _image_bgr(path: Path, box=None):
     """A crop/bank image as BGR on white (alpha composited), cut to box, scaled to REF_SIDE."""
     import cv2
     import numpy as np
-    try:
-        data = np.frombuffer(Path(path).read_bytes(), np.uint8)
-    except OSError:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    from ..stages.pairs.clipembed import read_rgba
+    img = read_rgba(Path(path))
     if img is None:
         return None
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if box:
         x0, y0, x1, y1 = (int(v) for v in box)
         img = img[y0:y1, x0:x1]
     if img.shape[2] == 4:
         a = img[:, :, 3:4].astype(np.float32) / 255.0
         img = (img[:, :, :3].astype(np.float32) * a + 255.0 * (1 - a)).astype(np.uint8)
+    img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
     h, w = img.shape[:2]
     s = REF_SIDE / max(h, w, 1)
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

@@ -10,7 +10,6 @@ marker is missing or stale. Bad media never raises: it becomes an error column.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...engine.pool import run_pool
 
 EMBED_SCHEMA = pa.schema([
     ("subject_id", pa.string()),
@@ -233,17 +231,4 @@ def work_on_clip(item: tuple[str, list[dict]], cfg: dict, dataset: str, stamp: s
         meta = {"clip_id": clip_id, "status": "error", "error": err, "n_subjects": len(rows), "n_embedded": 0}
     EmbedParts(ds, stamp).write(clip_id, erows, meta)
     return meta
-
-
-def run_pool_compat(fn, items, args, workers, on_done, on_crash, engine, stage: str) -> None:
-    """run_pool with engine/stage only when given and supported (the seam is gaining them)."""
-    kw: dict = {"on_done": on_done, "on_crash": on_crash}
-    if engine not in (None, "local"):
-        params = inspect.signature(run_pool).parameters
-        if "engine" not in params:
-            raise ValueError(f"engine {engine!r} requested but this build's run_pool has no engine support")
-        kw["engine"] = engine
-        if "stage" in params:
-            kw["stage"] = stage
-    run_pool(fn, items, args, workers, **kw)
 

@@ -39,8 +39,9 @@ from .bankreg import (BANK_ENTRY_SCHEMA, INDEX_DIR, BankEntry, embed_bank_image,
                       register_bank_dirs)
 from .candidates import (Candidate, CropCache, accepted, pair_id_for, pair_track, prior_verdict,  # noqa: F401
                          verdict_text, verify_candidate)
+from ...engine.pool import run_pool
 from .clipembed import (EMBED_SCHEMA, PARTS_DIR, EmbedParts, clip_frames_at, config_hash, embed_clip,  # noqa: F401
-                        read_rgba, run_pool_compat, subject_mask, work_on_clip, worker_state)
+                        read_rgba, subject_mask, work_on_clip, worker_state)
 from .embed import reuses_face_rows
 from .tracks import Instance, Track, attach_face_rows, build_tracks, quality_score  # noqa: F401
 
@@ -187,9 +188,9 @@ def run_pairs(dataset: Path, recipe: dict, *, bank_dirs: Sequence[Path] = (), wo
         return meta
 
     t_embed = time.perf_counter()
-    run_pool_compat(work_on_clip, todo, (cfg, str(dataset), stamp), workers,
-                     on_done=lambda item, meta: progress(meta) if progress else None, on_crash=on_crash,
-                     engine=engine, stage="pairs_embed")
+    run_pool(work_on_clip, todo, (cfg, str(dataset), stamp), workers,
+             on_done=lambda item, meta: progress(meta) if progress else None, on_crash=on_crash,
+             engine=engine, stage="pairs_embed")
     summary["embed_s"] = round(time.perf_counter() - t_embed, 3)
     for c in clip_ids:
         m = store.meta(c)
