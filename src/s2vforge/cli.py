@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="s2vforge: curate raw video into subject-consistent training data and benchmark S2V models.")
@@ -53,7 +54,7 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
         items = expand_inputs(inputs)
         cols = score_columns(recipe)
     except (RecipeError, InputError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     if not items:
         err.print("[red]error:[/red] no input files found in " + ", ".join(inputs))
@@ -69,7 +70,7 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
         with prog:
             summary = run_local(items, recipe, out, cols, workers=workers, on_progress=on_progress, engine=spec)
     except EngineError as e:    # Ray missing or unreachable
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     if shard_rows:
         from .engine.shards import write_table_shards
@@ -82,9 +83,9 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
                   f"{summary.n_duplicate} duplicates ({summary.n_skipped_done} already done); "
                   f"{summary.n_clips} clips, [green]{summary.n_kept} kept[/green] in {summary.wall_s:.1f}s")
         for name, why in summary.unavailable.items():
-            err.print(f"[yellow]note:[/yellow] {name} not computed: {why}")
+            err.print(f"[yellow]note:[/yellow] {name} not computed: {escape(str(why))}")
         for e in summary.errors:
-            err.print(f"[red]{e['status']}:[/red] {e['path']}: {e['error']}")
+            err.print(f"[red]{e['status']}:[/red] {escape(str(e['path']))}: {escape(str(e['error']))}")
         err.print(f"tables: {out / 'videos.parquet'}, {out / 'clips.parquet'}; report: {out / 'report.html'}")
     return EXIT_SOME_INPUTS_FAILED if summary.n_error else 0
 
@@ -146,7 +147,7 @@ def subjects(
         rec = load_recipe(recipe)
         spec = _engine_spec(engine, address, workers, rec)
     except (RecipeError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if not (dataset / "clips.parquet").exists():
         err.print(f"[red]error:[/red] {dataset} has no clips.parquet: run `s2vforge curate ... --out {dataset}` first")
@@ -163,7 +164,7 @@ def subjects(
         with prog:
             summary = run_subjects(dataset, rec, workers=workers, progress=on_progress, engine=spec)
     except EngineError as e:    # Ray missing or unreachable
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if shard_rows:
         from .engine.shards import write_table_shards
@@ -199,7 +200,7 @@ def recipes_show(name: str):
     try:
         typer.echo(yaml.safe_dump(load_recipe(name), sort_keys=False))
     except RecipeError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
 
 

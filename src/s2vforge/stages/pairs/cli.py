@@ -31,6 +31,7 @@ def _engine_spec(engine: str, address: Optional[str], workers: int, recipe: dict
 def run_pair_command(dataset: Path, recipe: Optional[str], banks: list[Path], workers: int, engine: str,
                      address: Optional[str], as_json: bool, quiet: bool) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from ...recipes import RecipeError, load_recipe
 
@@ -39,7 +40,7 @@ def run_pair_command(dataset: Path, recipe: Optional[str], banks: list[Path], wo
         rec = load_recipe(recipe)
         spec = _engine_spec(engine, address, workers, rec)
     except (RecipeError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return EXIT_USAGE
     if not (dataset / "subjects.parquet").exists():
         err.print(f"[red]error:[/red] {dataset} has no subjects.parquet: run `s2vforge subjects {dataset}` first")
@@ -49,6 +50,7 @@ def run_pair_command(dataset: Path, recipe: Optional[str], banks: list[Path], wo
         err.print(f"[red]error:[/red] --bank folder not found: {', '.join(missing)}")
         return EXIT_USAGE
     import pyarrow.parquet as pq
+    from ...backends.errors import BackendUnavailable
     from .pipeline import CATEGORIES, run_pairs
     t = pq.read_table(dataset / "subjects.parquet", columns=["clip_id", "category", "keep"]).to_pylist()
     n_clips = len({r["clip_id"] for r in t if r["keep"] and r["category"] in CATEGORIES})
@@ -64,13 +66,16 @@ def run_pair_command(dataset: Path, recipe: Optional[str], banks: list[Path], wo
             summary = run_pairs(dataset, rec, bank_dirs=[Path(b) for b in banks], workers=workers, engine=spec,
                                 progress=on_progress)
     except (FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        return EXIT_USAGE
+    except BackendUnavailable as e:   # a backend every category needs (e.g. the --bank face detector)
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return EXIT_USAGE
     try:
         from ...report.html import write_report
         write_report(dataset)
     except Exception as e:   # the tables are written; a report failure must not hide that
-        err.print(f"[yellow]warning:[/yellow] report.html not rewritten: {type(e).__name__}: {e}")
+        err.print(f"[yellow]warning:[/yellow] report.html not rewritten: {type(e).__name__}: {escape(str(e))}")
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
     elif not quiet:
@@ -80,9 +85,9 @@ def run_pair_command(dataset: Path, recipe: Optional[str], banks: list[Path], wo
                   f"{summary['n_clips']} clips ({summary['n_skipped_done']} clips already embedded): {kinds}; "
                   f"{cl.get('n_clusters', '?')} identity clusters, in {summary['wall_s']:.1f}s")
         for name, why in (summary.get("unavailable") or {}).items():
-            err.print(f"[yellow]note:[/yellow] {name} unavailable: {why}")
+            err.print(f"[yellow]note:[/yellow] {name} unavailable: {escape(str(why))}")
         for e in summary.get("errors") or []:
-            err.print(f"[red]error:[/red] {e['clip_id']}: {e['error']}")
+            err.print(f"[red]error:[/red] {e['clip_id']}: {escape(str(e['error']))}")
         err.print(f"tables: {dataset / 'pairs.parquet'}, index: {dataset / 'index'}; report: {dataset / 'report.html'}")
     return EXIT_SOME_CLIPS_FAILED if summary.get("n_clip_errors") else 0
 

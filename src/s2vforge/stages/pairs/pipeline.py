@@ -39,6 +39,7 @@ from .bankreg import (BANK_ENTRY_SCHEMA, INDEX_DIR, BankEntry, embed_bank_image,
                       register_bank_dirs)
 from .candidates import (Candidate, CropCache, accepted, pair_id_for, pair_track, prior_verdict,  # noqa: F401
                          verdict_text, verify_candidate)
+from ...backends.errors import BackendUnavailable
 from ...engine.pool import run_pool
 from .clipembed import (EMBED_SCHEMA, PARTS_DIR, EmbedParts, clip_frames_at, config_hash, embed_clip,  # noqa: F401
                         read_rgba, subject_mask, work_on_clip, worker_state)
@@ -211,7 +212,10 @@ def run_pairs(dataset: Path, recipe: dict, *, bank_dirs: Sequence[Path] = (), wo
             None if e.get("context") is None else np.asarray(e["context"], np.float32)))
     summary["n_embedding_failures"] = sum(1 for i in instances if i.vector is None)
     if any(i.category == "person" for i in instances) and reuses_face_rows(cfg["embed"]):
-        summary["n_persons_with_face_row"] = attach_face_rows(instances, worker_embedder("person", cfg))
+        try:
+            summary["n_persons_with_face_row"] = attach_face_rows(instances, worker_embedder("person", cfg))
+        except BackendUnavailable as e:   # the person embedder is missing: its instances are already NaN rows
+            summary["unavailable"].setdefault("embed_person", str(e))
     tracks = build_tracks(instances, cfg)
     summary["n_tracks"] = len(tracks)
 
