@@ -6,6 +6,7 @@ complete video or nothing that counts. Finalising concatenates the parts into th
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -45,6 +46,51 @@ class PartStore:
         atomic_parquet(vt, Path(out_dir) / "videos.parquet")
         atomic_parquet(ct, Path(out_dir) / "clips.parquet")
         return vt, ct
+
+
+def config_hash(cfg) -> str:
+    """The stamp of a stage config: 16 hex of blake2b over its canonical JSON."""
+    return hashlib.blake2b(json.dumps(cfg, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
+
+
+class StampedParts:
+    """A per-item journal for the stages after curate (subjects, pairs): `<key>.parquet` rows in
+    `schema` plus a JSON marker written last, stamped with the stage's config hash. An item is done
+    only when both files exist and the stamp matches, so a config change reruns it."""
+
+    def __init__(self, directory: Path, schema: pa.Schema, stamp: str) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.schema, self.stamp = schema, stamp
+
+    def _marker(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
+
+    def is_done(self, key: str) -> bool:
+        p = self._marker(key)
+        if not p.exists() or not (self.dir / f"{key}.parquet").exists():
+            return False
+        try:
+            return json.loads(p.read_text()).get("stamp") == self.stamp
+        except ValueError:
+            return False
+
+    def meta(self, key: str) -> dict:
+        return json.loads(self._marker(key).read_text())
+
+    def write(self, key: str, rows: list[dict], meta: dict) -> None:
+        atomic_parquet(table_from_rows(rows, self.schema), self.dir / f"{key}.parquet")
+        atomic_bytes(json.dumps({**meta, "stamp": self.stamp}, sort_keys=True, default=str).encode(), self._marker(key))
+
+    def read_table(self, keys) -> pa.Table:
+        """The parts of these keys, concatenated in key order."""
+        tables = [pq.read_table(self.dir / f"{k}.parquet", schema=self.schema) for k in sorted(set(keys))]
+        return pa.concat_tables(tables) if tables else self.schema.empty_table()
+
+    def sweep_tmp(self) -> None:
+        """Temporary files of a killed run (never complete parts) are removed."""
+        for p in self.dir.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
 
 
 def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -9,15 +9,15 @@ marker is missing or stale. Bad media never raises: it becomes an error column.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from ...engine.parts import StampedParts, config_hash
 
 
 EMBED_SCHEMA = pa.schema([
@@ -30,10 +30,6 @@ EMBED_SCHEMA = pa.schema([
 ])
 
 PARTS_DIR = Path(".work") / "pairs"
-
-
-def config_hash(obj: Any) -> str:
-    return hashlib.blake2b(json.dumps(obj, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
 
 def read_rgba(path: Path) -> np.ndarray | None:
@@ -179,44 +175,14 @@ def embed_clip(clip_id: str, rows: list[dict], cfg: dict, dataset: Path) -> tupl
     return [out[k] for k in sorted(out)], meta
 
 
-class EmbedParts:
-    """Per-clip Parquet parts + JSON markers (written last) under DATASET/.work/pairs/."""
+class EmbedParts(StampedParts):
+    """Per-clip embedding rows + stamped markers under DATASET/.work/pairs/ (engine.parts.StampedParts)."""
 
     def __init__(self, dataset: Path, stamp: str) -> None:
-        self.dir = Path(dataset) / PARTS_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.stamp = stamp
-
-    def _marker(self, key: str) -> Path:
-        return self.dir / f"{key}.json"
-
-    def is_done(self, key: str) -> bool:
-        p = self._marker(key)
-        if not p.exists() or not (self.dir / f"{key}.parquet").exists():
-            return False
-        try:
-            return json.loads(p.read_text()).get("stamp") == self.stamp
-        except ValueError:
-            return False
-
-    def meta(self, key: str) -> dict:
-        return json.loads(self._marker(key).read_text())
-
-    def write(self, key: str, rows: list[dict], meta: dict) -> None:
-        from ...engine.parts import atomic_bytes, atomic_parquet
-        from ...schema import table_from_rows
-        atomic_parquet(table_from_rows(rows, EMBED_SCHEMA), self.dir / f"{key}.parquet")
-        atomic_bytes(json.dumps({**meta, "stamp": self.stamp}, sort_keys=True, default=str).encode(), self._marker(key))
+        super().__init__(Path(dataset) / PARTS_DIR, EMBED_SCHEMA, stamp)
 
     def read(self, keys: Sequence[str]) -> list[dict]:
-        rows = []
-        for k in sorted(set(keys)):
-            rows.extend(pq.read_table(self.dir / f"{k}.parquet", schema=EMBED_SCHEMA).to_pylist())
-        return rows
-
-    def sweep_tmp(self) -> None:
-        for p in self.dir.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
+        return self.read_table(keys).to_pylist()
 
 
 def work_on_clip(item: tuple[str, list[dict]], cfg: dict, dataset: str, stamp: str) -> dict:

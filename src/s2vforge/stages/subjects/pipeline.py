@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...engine.parts import StampedParts, atomic_parquet, config_hash
 from ...engine.pool import run_pool
 
 FRAME_FRACTIONS = (0.05, 0.5, 0.95)   # Phantom-Data: frames at 5%, 50% and 95% of the clip
@@ -89,10 +90,6 @@ def subjects_config(recipe: dict) -> dict:
             default if val is None else val)
     cfg.update(sub)
     return cfg
-
-
-def config_hash(cfg: dict) -> str:
-    return hashlib.blake2b(json.dumps(cfg, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
 
 def subject_id_for(clip_id: str, frame_idx: int, category: str, box, phrase: str) -> str:
@@ -398,47 +395,16 @@ def _none_row(base: dict, checks: list[str]) -> dict:
 
 # ------------------------------------------------------------------ parts (resume)
 
-class SubjectParts:
-    """Per-clip Parquet parts + JSON markers, like engine/parts.PartStore for the clips table."""
+class SubjectParts(StampedParts):
+    """Per-clip subject rows + stamped markers under DATASET/.work/subjects/ (engine.parts.StampedParts)."""
 
     def __init__(self, dataset: Path, stamp: str) -> None:
-        self.dir = Path(dataset) / PARTS_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.stamp = stamp
-
-    def _marker(self, clip_id: str) -> Path:
-        return self.dir / f"{clip_id}.json"
-
-    def is_done(self, clip_id: str) -> bool:
-        p = self._marker(clip_id)
-        if not p.exists():
-            return False
-        try:
-            return json.loads(p.read_text()).get("stamp") == self.stamp
-        except ValueError:
-            return False
-
-    def meta(self, clip_id: str) -> dict:
-        return json.loads(self._marker(clip_id).read_text())
-
-    def write(self, clip_id: str, rows: list[dict], meta: dict) -> None:
-        from ...engine.parts import atomic_bytes, atomic_parquet
-        from ...schema import table_from_rows
-        atomic_parquet(table_from_rows(rows, SUBJECT_SCHEMA), self.dir / f"{clip_id}.parquet")
-        atomic_bytes(json.dumps({**meta, "stamp": self.stamp}, sort_keys=True, default=str).encode(), self._marker(clip_id))
+        super().__init__(Path(dataset) / PARTS_DIR, SUBJECT_SCHEMA, stamp)
 
     def finalize(self, clip_ids: list[str], out: Path) -> pa.Table:
-        from ...engine.parts import atomic_parquet
-        tables = [pq.read_table(self.dir / f"{c}.parquet", schema=SUBJECT_SCHEMA) for c in sorted(set(clip_ids))]
-        table = pa.concat_tables(tables) if tables else SUBJECT_SCHEMA.empty_table()
-        table = table.sort_by("subject_id")
+        table = self.read_table(clip_ids).sort_by("subject_id")
         atomic_parquet(table, out)
         return table
-
-    def sweep_tmp(self) -> None:
-        """Temporary files of a killed run (never complete parts) are removed."""
-        for p in self.dir.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
 
 
 def _work(clip: dict, video: dict | None, cfg: dict, dataset: str, stamp: str) -> dict:
