@@ -3,9 +3,6 @@ tiny benchmark folder and a local OpenAI-compatible judge server."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -109,84 +106,6 @@ def tiny_bench_root(tmp_path, tiny_bench) -> Path:
 @pytest.fixture(scope="session")
 def bench_root_factory():
     return make_bench_root
-
-
-class JudgeServer:
-    """OpenAI-compatible /v1/chat/completions on 127.0.0.1 with a scriptable reply.
-
-    `script(n, body, headers)` -> (status, headers, body bytes or str, delay_s); n counts
-    requests from 0. Every request is kept in `requests`.
-    """
-
-    def __init__(self, script):
-        self.script = script
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                body = json.loads(raw) if raw else {}
-                with server.lock:
-                    n = len(server.requests)
-                    server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-                status, headers, payload, delay = server.script(n, body, dict(self.headers))
-                if delay:
-                    time.sleep(delay)
-                data = payload.encode() if isinstance(payload, str) else payload
-                try:
-                    self.send_response(status)
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _chat_reply(text: str) -> str:
-    return json.dumps({"id": "x", "object": "chat.completion",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop"}]})
-
-
-@pytest.fixture(scope="session")
-def chat_reply():
-    """Body of a chat-completions answer whose message content is `text`."""
-    return _chat_reply
-
-
-@pytest.fixture()
-def judge_server():
-    servers: list[JudgeServer] = []
-
-    def start(script) -> JudgeServer:
-        s = JudgeServer(script)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 @pytest.fixture()

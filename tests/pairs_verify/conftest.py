@@ -2,10 +2,7 @@
 OpenAI-compatible chat-completions stub on 127.0.0.1."""
 from __future__ import annotations
 
-import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -56,61 +53,3 @@ def face_vectors(dlib_faces) -> dict[str, dict[str, np.ndarray]]:
         raw[name] = np.asarray(dlib_faces.encoder.compute_face_descriptor(np.ascontiguousarray(img), shape), np.float64)
         unit[name] = dlib_faces.embed(img, face)           # the public (normalised) path
     return {"raw": raw, "unit": unit}
-
-
-class ChatStub:
-    """/v1/chat/completions on 127.0.0.1; `script(n, body)` -> (status, body str)."""
-
-    def __init__(self, script):
-        self.script = script
-        self.requests: list[dict] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                stub.requests.append({"path": self.path, "body": json.loads(raw or b"{}"),
-                                      "headers": dict(self.headers)})
-                status, payload = stub.script(len(stub.requests) - 1, stub.requests[-1]["body"])
-                data = payload.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def chat_reply(text: str) -> str:
-    return json.dumps({"id": "x", "object": "chat.completion",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop"}]})
-
-
-@pytest.fixture()
-def chat_stub():
-    stubs: list[ChatStub] = []
-
-    def start(script) -> ChatStub:
-        s = ChatStub(script)
-        stubs.append(s)
-        return s
-
-    yield start
-    for s in stubs:
-        s.close()

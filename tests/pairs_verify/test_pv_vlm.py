@@ -7,12 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import chat_reply
 from s2vforge.backends.judge import JudgeAuthError, JudgeClient
 from s2vforge.stages.pairs.verify import VlmVerifier, parse_vlm_answer, vlm_verifier_from_config
 
 SECRET = "sk-test-pairs-verify-NEVER-SHOWN"
 KEY_ENV = "S2VFORGE_TEST_PAIRS_VLM_KEY"
+
+
+def replying(status: int, payload: str):
+    """A judge_server script answering every request with `status` and a JSON body."""
+    return lambda n, body, headers: (status, {"Content-Type": "application/json"}, payload, 0)
 
 
 @pytest.fixture()
@@ -27,8 +31,8 @@ def _verifier(stub, key_env=None, **kw) -> VlmVerifier:
     return VlmVerifier(client, **kw)
 
 
-def test_json_answer_parsed_and_request_has_both_images(chat_stub, key_env, objs, bgs):
-    stub = chat_stub(lambda n, body: (200, chat_reply(
+def test_json_answer_parsed_and_request_has_both_images(judge_server, chat_reply, key_env, objs, bgs):
+    stub = judge_server(replying(200, chat_reply(
         '```json\n{"same_identity": "yes", "context_different": "no", "reason": "same mug, same kitchen"}\n```')))
     ref = objs["coffee"]                                  # RGBA crop
     frame = bgs["grass"]
@@ -54,22 +58,22 @@ def test_json_answer_parsed_and_request_has_both_images(chat_stub, key_env, objs
     ('Sure! {"Same Identity": "No", "context_different": "Yes."} hope that helps', (False, True)),
     ('{"same_identity": "maybe", "context_different": "yes"}', (None, True)),
 ])
-def test_answer_variants(chat_stub, answer, expected):
-    stub = chat_stub(lambda n, body: (200, chat_reply(answer)))
+def test_answer_variants(judge_server, chat_reply, answer, expected):
+    stub = judge_server(replying(200, chat_reply(answer)))
     out = _verifier(stub).verify(np.zeros((40, 40, 3), np.uint8), np.zeros((60, 80, 3), np.uint8), "dog")
     assert (out[0].ok, out[1].ok) == expected
 
 
-def test_garbage_answer_is_undecided(chat_stub):
-    stub = chat_stub(lambda n, body: (200, chat_reply("I think they look kind of similar?")))
+def test_garbage_answer_is_undecided(judge_server, chat_reply):
+    stub = judge_server(replying(200, chat_reply("I think they look kind of similar?")))
     out = _verifier(stub).verify(np.zeros((40, 40, 3), np.uint8), np.zeros((60, 80, 3), np.uint8), "dog")
     assert [v.ok for v in out] == [None, None]
     assert all("unparseable" in v.detail for v in out)
     assert str(out[0]).startswith("vlm_identity:unknown:unparseable")
 
 
-def test_server_error_is_undecided_with_reason_and_no_key(chat_stub, key_env):
-    stub = chat_stub(lambda n, body: (500, '{"error": "boom ' + SECRET + '"}'))
+def test_server_error_is_undecided_with_reason_and_no_key(judge_server, key_env):
+    stub = judge_server(replying(500, '{"error": "boom ' + SECRET + '"}'))
     out = _verifier(stub, key_env, max_retries=1).verify(np.zeros((40, 40, 3), np.uint8),
                                                           np.zeros((60, 80, 3), np.uint8), "dog")
     assert [v.ok for v in out] == [None, None]
@@ -78,20 +82,20 @@ def test_server_error_is_undecided_with_reason_and_no_key(chat_stub, key_env):
     assert len(stub.requests) == 2                        # retried once, then gave up
 
 
-def test_auth_failure_stops_the_run(chat_stub, key_env):
-    stub = chat_stub(lambda n, body: (401, '{"error": "bad key"}'))
+def test_auth_failure_stops_the_run(judge_server, key_env):
+    stub = judge_server(replying(401, '{"error": "bad key"}'))
     with pytest.raises(JudgeAuthError) as e:
         _verifier(stub, key_env).verify(np.zeros((40, 40, 3), np.uint8), np.zeros((60, 80, 3), np.uint8), "dog")
     assert SECRET not in str(e.value)
 
 
-def test_from_config(chat_stub):
+def test_from_config(judge_server, chat_reply):
     assert vlm_verifier_from_config(None) is None
     assert vlm_verifier_from_config({}) is None
     assert vlm_verifier_from_config({"base_url": "http://127.0.0.1:9/v1", "model": "m", "enabled": False}) is None
     with pytest.raises(ValueError):
         vlm_verifier_from_config({"base_url": "http://127.0.0.1:9/v1"})
-    stub = chat_stub(lambda n, body: (200, chat_reply('{"same_identity": "yes", "context_different": "yes"}')))
+    stub = judge_server(replying(200, chat_reply('{"same_identity": "yes", "context_different": "yes"}')))
     v = vlm_verifier_from_config({"base_url": stub.base_url, "model": "m", "api_key_env": KEY_ENV, "long_side": 128})
     assert v.long_side == 128 and v.client.api_key_env == KEY_ENV
     out = v.verify(np.zeros((40, 40, 3), np.uint8), np.zeros((60, 80, 3), np.uint8), "cat")
