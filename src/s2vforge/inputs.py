@@ -7,7 +7,7 @@ only obvious sidecars (captions, metadata, images) are skipped.
 Arguments (and manifest `path` values) may be fsspec URIs: file:// URIs become the local path
 they name (so ids and rows are those of the path); other URIs (s3://, gs://, memory://, ...)
 stay URIs, listed with fsspec, and are streamed to a worker-local file when a stage reads
-them (media.fetch.local_copy, applied by engine.pool.run_pool).
+them (media.fetch.local_copy, applied by engine.worker.StageHost).
 """
 from __future__ import annotations
 

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 
 import pyarrow as pa
+
+from .reasons import REASON_TYPE
+
+# Subject categories, everywhere (subjects, pairs, reports): the one list.
+SUBJECT_CATEGORIES = ("face", "person", "animal", "object")
+LIVING_CATEGORIES = ("face", "person", "animal")      # paired under the same-group prior (Phantom-Data)
+PERSON_CATEGORIES = ("face", "person")                # segmented with the person models
 
 FINGERPRINT_CHUNK = 1 << 18        # 256 KiB
 FINGERPRINT_CHUNKS = 16            # + the first and last chunk; whole file when smaller
@@ -98,16 +106,96 @@ CLIP_BASE_FIELDS = [
     ("n_text_boxes", pa.int32()),
     ("path", pa.string()),           # clips/<clip_id>.mp4 relative to the dataset, kept clips only
     ("keep", pa.bool_()),
-    ("reject_reasons", pa.list_(pa.string())),
+    ("reject_reasons", pa.list_(pa.string())),   # texts of `rejects`, e.g. "score_luminance<10"
+    ("rejects", pa.list_(REASON_TYPE)),          # typed reasons (reasons.Reason): code, column, bound, text
     ("caption", pa.string()),
     ("group_id", pa.string()),
 ]
 
 
 def clip_schema(score_columns: list[str]) -> pa.Schema:
+    """clips.parquet: the base fields plus one float column per scorer column of the recipe."""
     return pa.schema(CLIP_BASE_FIELDS + [(c, pa.float64()) for c in sorted(score_columns)])
 
 
 def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)
+
+
+SUBJECT_SCHEMA = pa.schema([
+    ("subject_id", pa.string()),      # <clip_id>-f<frame_idx>-<category>-<8 hex of box+phrase>, or <clip_id>-none
+    ("clip_id", pa.string()),
+    ("video_id", pa.string()),
+    ("group_id", pa.string()),
+    ("frame_idx", pa.int64()),        # frame index within the clip (0 = the clip's first frame)
+    ("time_s", pa.float64()),         # seconds from the clip's start
+    ("phrase", pa.string()),          # caption phrase, "face", "person" or "salient object"
+    ("category", pa.string()),        # one of SUBJECT_CATEGORIES, or none
+    ("bbox", pa.list_(pa.int32())),   # x0, y0, x1, y1 in clip-frame pixels (exclusive ends)
+    ("mask_rle", pa.string()),        # JSON of COCO RLE {"size": [h, w], "counts": str}, full frame
+    ("crop_path", pa.string()),       # subjects/<subject_id>.png (RGBA, alpha = mask), kept rows only
+    ("det_score", pa.float64()),
+    ("backend", pa.string()),         # detector that proposed the box
+    ("quality", pa.string()),         # JSON of quality.crop_quality
+    ("checks", pa.list_(pa.string())),  # verdicts against this instance; empty iff keep
+    ("keep", pa.bool_()),
+    ("caption_verdicts", pa.list_(pa.string())),  # why the caption gave no (or fewer) phrases
+    ("caption_phrases", pa.list_(pa.string())),   # the phrases looked for in this clip
+    ("face_segment", pa.string()),    # JSON of facetrack.longest_face_segment for the clip
+])
+
+# per-clip identity + context embeddings of the pairs stage (its journal table, not a dataset table)
+EMBED_SCHEMA = pa.schema([
+    ("subject_id", pa.string()),
+    ("clip_id", pa.string()),
+    ("category", pa.string()),
+    ("vector", pa.list_(pa.float32())),       # identity embedding (null: embedding failed)
+    ("context", pa.list_(pa.float32())),      # background embedding of the subject's frame (null: not available)
+    ("error", pa.string()),
+])
+
+# --bank folder images as bank entries (cached per image under .work/pairs/bank/)
+BANK_ENTRY_SCHEMA = pa.schema([
+    ("entry_id", pa.string()), ("category", pa.string()), ("path", pa.string()), ("relpath", pa.string()),
+    ("box", pa.list_(pa.int32())), ("vector", pa.list_(pa.float32())), ("context", pa.list_(pa.float32())),
+])
+
+PAIR_SCHEMA = pa.schema([
+    ("pair_id", pa.string()),                  # p-<12 hex of the target subject id>
+    ("target_clip_id", pa.string()),
+    ("target_subject_id", pa.string()),
+    ("target_video_id", pa.string()),
+    ("group_id", pa.string()),
+    ("category", pa.string()),
+    ("phrase", pa.string()),
+    ("kind", pa.string()),                     # cross_clip | cross_video | in_pair | none
+    ("reference_subject_ids", pa.list_(pa.string())),   # subject ids, or bank:<relpath>#<entry> for bank images
+    ("reference_clip_ids", pa.list_(pa.string())),
+    ("reference_source", pa.string()),         # subject | bank
+    ("similarity", pa.float64()),              # identity cosine target vs first reference
+    ("diversity", pa.float64()),               # context distance target vs first reference (higher = more diverse)
+    ("verdicts", pa.list_(pa.string())),       # every check that passed the chosen reference(s)
+    ("rejected", pa.list_(pa.string())),       # "<candidate id>:<verdict>" for every rejected candidate
+    ("track_subject_ids", pa.list_(pa.string())),  # the target track's instances
+    ("cluster_id", pa.string()),
+    ("keep", pa.bool_()),
+    ("embedder", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table a stage writes: its schema and the column its rows are sorted by (ids, so the
+    table is the same whatever order the work finished in)."""
+    schema: pa.Schema
+    sort_by: str
+
+    def table(self, rows: list[dict]) -> pa.Table:
+        return table_from_rows(rows, self.schema)
+
+    def conform(self, t: pa.Table) -> pa.Table:
+        """A table in exactly this schema (missing columns as nulls, types cast)."""
+        cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type)
+                for f in self.schema]
+        return pa.Table.from_arrays(cols, schema=self.schema)

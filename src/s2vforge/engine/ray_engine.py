@@ -1,19 +1,18 @@
-"""The Ray engine: run_pool's items through Ray Data, results streamed back as they finish.
+"""The Ray engine: a stage's items through Ray Data, results streamed back as they finish.
 
-It holds no stage logic. Items become rows of a Ray Dataset ({"i": index, "payload": the item,
-serialised in memory}); one `map_batches` runs the stage function on them:
+It holds no stage logic and imports no stage. Items become rows of a Ray Dataset ({"i": index,
+"payload": the item, serialised in memory}); one `map_batches` runs them through a
+`worker.StageHost` (the stage set up, then process + commit per item):
 
-- CPU stages (`actors: 0` in the recipe's resources): stateless Ray tasks, `num_cpus` each;
+- CPU stages (`actors: 0` in the recipe's resources): stateless Ray tasks, `num_cpus` each,
+  the stage set up per task;
 - model stages (`actors: N`): a pool of N long-lived actors (`_StageActor`), each with
-  `num_cpus`/`num_gpus` (fractions allowed) and `batch_size` items per call, so a stage's
-  module-level model cache (e.g. subjects' `_WORKER`) loads its models once per actor.
+  `num_cpus`/`num_gpus` (fractions allowed) and `batch_size` items per call; each actor runs
+  the stage's setup() once in its constructor.
 
-The stage persists its own parts in the worker (atomic Parquet + marker, as with the local
-pool), so the driver only calls on_done(item, result) per finished row and the tables are
-assembled by the same finalize as a local run.
-
-Failures: a Python exception escaping the stage is caught in the worker and handed to
-on_crash (as the local pool does); a worker process that dies is retried by Ray (task
+The host commits each item's Output in the worker (the one writer, as with the local pool),
+so the driver only calls on_done(item, meta) per finished row. A stage exception becomes the
+stage's error rows inside the host; a worker process that dies is retried by Ray (task
 `max_retries`, actor `max_restarts`/`max_task_retries`); blocks that still fail are skipped
 (`max_errored_blocks = -1`) and their items run once more one per block, so a crash costs only
 the item that caused it; an item that still gets no result goes to on_crash as WorkerCrashed.
@@ -78,13 +77,13 @@ def _loads(data: bytes):
     return cloudpickle.loads(data)
 
 
-def _apply(fn: Callable[..., Any], args: tuple, batch: dict) -> dict:
-    """Run the stage on each item of a batch; an escaping exception becomes an 'error' result."""
+def _apply(host, batch: dict) -> dict:
+    """Run the host on each item of a batch; anything escaping it becomes an 'error' result."""
     out_i, out_ok, out_res = [], [], []
     for i, payload in zip(batch["i"], batch["payload"]):
         item = _loads(payload)
         try:
-            res, ok = fn(item, *args), True
+            res, ok = host.run(item), True
         except Exception as e:   # same contract as the local pool: on_crash decides the row
             res, ok = f"{type(e).__name__}: {e}", False
         out_i.append(int(i))
@@ -94,19 +93,27 @@ def _apply(fn: Callable[..., Any], args: tuple, batch: dict) -> dict:
             "result": np.asarray(out_res, dtype=object)}
 
 
-def _apply_task(batch: dict, fn: Callable[..., Any], args: tuple) -> dict:
-    return _apply(fn, args, batch)
+def _host(stage_blob: bytes, dataset: str, stamp: str):
+    from .worker import StageHost
+    return StageHost(_loads(stage_blob), dataset, stamp).setup()
+
+
+def _apply_task(batch: dict, stage_blob: bytes, dataset: str, stamp: str) -> dict:
+    host = _host(stage_blob, dataset, stamp)
+    try:
+        return _apply(host, batch)
+    finally:
+        host.teardown()
 
 
 class _StageActor:
-    """One long-lived worker of a model stage: whatever the stage caches at module level
-    (detectors, embedders) is built on its first item and reused for the rest."""
+    """One long-lived worker of a model stage: the stage's setup() runs once, here."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
-        self.fn, self.args = fn, args
+    def __init__(self, stage_blob: bytes, dataset: str, stamp: str) -> None:
+        self.host = _host(stage_blob, dataset, stamp)
 
     def __call__(self, batch: dict) -> dict:
-        return _apply(self.fn, self.args, batch)
+        return _apply(self.host, batch)
 
 
 def _dataset(ray, items_idx: Sequence[int], items: Sequence[Any], n_blocks: int):
@@ -114,14 +121,14 @@ def _dataset(ray, items_idx: Sequence[int], items: Sequence[Any], n_blocks: int)
     return ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), n_blocks)))
 
 
-def _mapped(ds, fn, args, res: dict):
+def _mapped(ds, args: tuple, res: dict):
     import warnings
     with warnings.catch_warnings():   # Ray 2.60 flags retry options passed as ray_remote_args; they are still honoured
         warnings.simplefilter("ignore")
-        return _map_batches(ds, fn, args, res)
+        return _map_batches(ds, args, res)
 
 
-def _map_batches(ds, fn, args, res: dict):
+def _map_batches(ds, args: tuple, res: dict):
     common = dict(batch_size=res["batch_size"], batch_format="numpy", num_cpus=float(res["num_cpus"]),
                   zero_copy_batch=False)
     if float(res.get("num_gpus") or 0) > 0:
@@ -129,9 +136,9 @@ def _map_batches(ds, fn, args, res: dict):
     if res.get("memory"):
         common["memory"] = float(res["memory"])
     if res["actors"] > 0:
-        return ds.map_batches(_StageActor, fn_constructor_args=(fn, args), concurrency=res["actors"],
+        return ds.map_batches(_StageActor, fn_constructor_args=args, concurrency=res["actors"],
                               max_restarts=-1, max_task_retries=res["max_retries"], **common)
-    return ds.map_batches(_apply_task, fn_kwargs={"fn": fn, "args": args}, max_retries=res["max_retries"],
+    return ds.map_batches(_apply_task, fn_args=args, max_retries=res["max_retries"],
                           retry_exceptions=False, **common)
 
 
@@ -159,15 +166,15 @@ class _QuietData:
         return False
 
 
-def run_ray(fn: Callable[..., Any], items: Sequence[Any], args: tuple, spec: EngineSpec,
-            on_done: Callable[[Any, Any], None], on_crash: Callable[[Any, BaseException], Any],
-            stage: str = "default") -> dict:
-    """Call fn(item, *args) for every item on Ray (see module doc); returns run stats."""
-    stats = {"stage": stage, "n_items": len(items), "n_crashed": 0, "n_second_pass": 0, "ray_s": 0.0}
+def run_ray(stage, items: Sequence[Any], dataset: str, stamp: str, spec: EngineSpec,
+            on_done: Callable[[Any, Any], None], on_crash: Callable[[Any, BaseException], Any]) -> dict:
+    """Run every item through the stage on Ray (see module doc); returns run stats."""
+    stats = {"stage": stage.name, "n_items": len(items), "n_crashed": 0, "n_second_pass": 0, "ray_s": 0.0}
     if not items:
         return stats
     ray = ensure_ray(spec)
-    res = spec.stage_resources(stage)
+    res = spec.stage_resources(stage.name, stage.resources)
+    args = (_dumps(stage), str(dataset), stamp)
     t0 = time.perf_counter()
     seen: set[int] = set()
 
@@ -183,11 +190,11 @@ def run_ray(fn: Callable[..., Any], items: Sequence[Any], args: tuple, spec: Eng
             on_done(items[i], result)
 
     with _QuietData():
-        drain(_mapped(_dataset(ray, range(len(items)), items, MAX_BLOCKS), fn, args, res))
+        drain(_mapped(_dataset(ray, range(len(items)), items, MAX_BLOCKS), args, res))
         missing = [i for i in range(len(items)) if i not in seen]
         if missing:   # isolate: every left-over item alone in its own task (no actor to share a death with)
             stats["n_second_pass"] = len(missing)
-            drain(_mapped(_dataset(ray, missing, items, len(missing)), fn, args, {**res, "batch_size": 1, "actors": 0}))
+            drain(_mapped(_dataset(ray, missing, items, len(missing)), args, {**res, "batch_size": 1, "actors": 0}))
     for i in range(len(items)):
         if i not in seen:
             stats["n_crashed"] += 1

@@ -1,36 +1,24 @@
 """Which engine schedules a run, and the resources each stage asks of it.
 
 An engine spec is plain data: the CLI builds one from `--engine/--address/--workers` and the
-recipe's `resources:` section; `engine.pool.run_pool` reads it. Stages never see it.
+recipe's `resources:` section; the driver hands it to the engine. Stages never see it.
 
-Recipe section (every key optional; defaults below):
-
-    resources:
-      curate:      {num_cpus: 1}                          # CPU stage: Ray tasks
-      subjects:    {num_cpus: 1, num_gpus: 0, actors: auto, batch_size: 1}
-      pairs_embed: {num_cpus: 1, num_gpus: 0, actors: auto, batch_size: 16}
-
-`actors`: 0 = run the stage as stateless Ray tasks; a number (or `auto` = --workers) = an actor
-pool of that size, each actor loading the stage's models once (model stages). `num_gpus` may be
-a fraction (0.25 = four actors share one GPU). `max_retries`: how often Ray re-runs an item whose
-worker process died before the item is recorded as an error row.
+A stage declares its resources (engine.stage.Resources: `num_cpus`, `num_gpus`, `memory`,
+`actors`, `batch_size`, `max_retries`); the recipe's `resources.<stage name>` entry overrides
+any of them. `actors`: 0 = stateless Ray tasks; a number (or `auto` = --workers) = an actor pool
+of that size, each actor running the stage's setup() once. `num_gpus` may be a fraction (0.25 =
+four actors share one GPU). `max_retries`: how often Ray re-runs an item whose worker process
+died before the item is recorded as an error row.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 from dataclasses import dataclass, field
 
+from .stage import Resources
+
 ENGINES = ("local", "ray")
-
-# Defaults are sized for CPU-only embedded backends: one CPU per item, model stages as long-lived
-# actors so detectors/embedders load once per worker (as the local pool's _WORKER caches do).
-DEFAULT_RESOURCES: dict[str, dict] = {
-    "default": {"num_cpus": 1, "num_gpus": 0, "actors": 0, "batch_size": 1, "max_retries": 2},
-    "curate": {"num_cpus": 1, "num_gpus": 0, "actors": 0, "batch_size": 1, "max_retries": 2},
-    "subjects": {"num_cpus": 1, "num_gpus": 0, "actors": "auto", "batch_size": 1, "max_retries": 2},
-    "pairs_embed": {"num_cpus": 1, "num_gpus": 0, "actors": "auto", "batch_size": 16, "max_retries": 2},
-}
-
+RESOURCE_KEYS = tuple(f.name for f in dataclasses.fields(Resources))
 
 
 class EngineError(ValueError):
@@ -40,38 +28,35 @@ class EngineError(ValueError):
 @dataclass(frozen=True)
 class EngineSpec:
     """kind: local | ray; address: None (start a local Ray of `workers` CPUs), "auto" (join the
-    running cluster) or "ray://HOST:PORT"; resources: the recipe's section merged over defaults."""
+    running cluster) or "ray://HOST:PORT"; resources: the recipe's `resources:` section."""
     kind: str = "local"
     address: str | None = None
     workers: int = 1
     resources: dict = field(default_factory=dict)
 
-    def stage_resources(self, stage: str) -> dict:
-        return stage_resources(self.resources, stage, self.workers)
+    def stage_resources(self, stage: str, declared: Resources | None = None) -> dict:
+        return stage_resources(self.resources, stage, self.workers, declared)
 
 
 def resources_from_recipe(recipe: dict | None) -> dict:
-    """The recipe's `resources:` section merged stage by stage over DEFAULT_RESOURCES."""
-    out = copy.deepcopy(DEFAULT_RESOURCES)
+    """The recipe's `resources:` section, checked."""
     sec = (recipe or {}).get("resources") or {}
     if not isinstance(sec, dict):
         raise EngineError("recipe `resources:` must be a mapping of stage -> {num_cpus, num_gpus, actors, batch_size}")
     for stage, vals in sec.items():
         if not isinstance(vals, dict):
             raise EngineError(f"recipe resources.{stage} must be a mapping")
-        unknown = set(vals) - {"num_cpus", "num_gpus", "actors", "batch_size", "max_retries", "memory"}
+        unknown = set(vals) - set(RESOURCE_KEYS)
         if unknown:
-            raise EngineError(f"recipe resources.{stage}: unknown keys {sorted(unknown)}")
-        out[stage] = {**out.get(stage, out["default"]), **vals}
-    return out
+            raise EngineError(f"recipe resources.{stage}: unknown keys {sorted(unknown)}; known: {list(RESOURCE_KEYS)}")
+    return {k: dict(v) for k, v in sec.items()}
 
 
-def stage_resources(resources: dict, stage: str, workers: int) -> dict:
-    """Concrete numbers for one stage: `actors: auto` becomes the worker count."""
-    res = dict((resources or DEFAULT_RESOURCES).get(stage) or DEFAULT_RESOURCES.get(stage)
-               or DEFAULT_RESOURCES["default"])
-    for k, v in DEFAULT_RESOURCES["default"].items():
-        res.setdefault(k, v)
+def stage_resources(resources: dict, stage: str, workers: int, declared: Resources | None = None) -> dict:
+    """Concrete numbers for one stage: the stage's declaration, the recipe's entry over it;
+    `actors: auto` becomes the worker count."""
+    res = dataclasses.asdict(declared or Resources())
+    res.update({k: v for k, v in ((resources or {}).get(stage) or {}).items() if v is not None or k == "memory"})
     if res["actors"] in ("auto", None):
         res["actors"] = max(1, int(workers))
     res["actors"] = int(res["actors"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from importlib import resources
 from pathlib import Path
 
@@ -44,8 +45,23 @@ def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) 
     return base
 
 
+def section(recipe: dict | None, name: str) -> dict:
+    """recipe[name] deep-merged over the default recipe's `name` section: what a stage runs with
+    whatever it was given (the YAML is the only source of defaults)."""
+    base = _read_builtin(DEFAULT).get(name)
+    given = (recipe or {}).get(name)
+    if isinstance(base, dict):
+        return _merge(base, given) if isinstance(given, dict) else copy.deepcopy(base)
+    return copy.deepcopy(base if given is None else given)
+
+
+@functools.lru_cache(maxsize=8)
+def _builtin_text(name: str) -> str:
+    return resources.files(__name__).joinpath(f"{name}.yaml").read_text()
+
+
 def _read_builtin(name: str) -> dict:
-    return yaml.safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text())
+    return yaml.safe_load(_builtin_text(name))
 
 
 def _merge(a: dict, b: dict) -> dict:

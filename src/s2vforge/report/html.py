@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ..reasons import Code, group_of
+
 MAX_THUMBS = 48
 
 
@@ -74,13 +76,13 @@ def _thumb_grid(dataset: Path, clips: list[dict], title: str, names: dict[str, s
 def curation_section(dataset: Path) -> str:
     videos = pq.read_table(dataset / "videos.parquet").to_pylist()
     clips = pq.read_table(dataset / "clips.parquet").to_pylist()
-    run = json.loads((dataset / "run.json").read_text()) if (dataset / "run.json").exists() else {}
+    run = json.loads((dataset / "curate_run.json").read_text()) if (dataset / "curate_run.json").exists() else {}
     recipe = run.get("recipe", {})
     unavailable = (run.get("summary") or {}).get("unavailable") or {}
     status = Counter(v["status"] for v in videos)
     kept = [c for c in clips if c["keep"]]
     rejected = [c for c in clips if not c["keep"]]
-    reasons = Counter(r.split("<")[0].split(">")[0].split(":")[0] for c in rejected for r in c["reject_reasons"] or [])
+    reasons = Counter(group_of(r) for c in rejected for r in c["rejects"] or [])
     parts = [f"<h1>s2vforge curation report</h1><p>Dataset <code>{_esc(dataset)}</code>, recipe "
              f"<b>{_esc(recipe.get('name'))}</b>.</p>",
              "<table class='kv'>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in [
@@ -107,7 +109,8 @@ def curation_section(dataset: Path) -> str:
                              f"<td>{_esc(v['error'])}</td></tr>" for v in bad) + "</table>")
     names = {v["video_id"]: v["path"].rsplit("/", 1)[-1] for v in videos}
     parts.append(_thumb_grid(dataset, kept, "Kept clips", names))
-    parts.append(_thumb_grid(dataset, [c for c in rejected if "too_short" not in (c["reject_reasons"] or [])],
+    parts.append(_thumb_grid(dataset, [c for c in rejected if not any(r["code"] == Code.TOO_SHORT.value
+                                                                      for r in c["rejects"] or [])],
                              "Rejected clips (scored)", names))
     return "\n".join(parts)
 

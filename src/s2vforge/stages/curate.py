@@ -1,8 +1,10 @@
-"""Curation of one video: probe, one streaming decode (scene cuts + analysis frames), crop,
-scores, filter, then one partial decode to write the kept clips.
+"""The curate stage: one video per item -> its videos.parquet row, clips.parquet rows, the kept
+clips (MP4) and thumbnails.
 
-Memory stays bounded on any length of video: analysis frames are held only for the open
-scene, and a scene that grows past 2 x max_s has its first max_s window closed early.
+One video: probe, one streaming decode (scene cuts + analysis frames), crop, scores, filter,
+then one partial decode to write the kept clips. Memory stays bounded on any length of video:
+analysis frames are held only for the open scene, and a scene that grows past 2 x max_s has
+its first max_s window closed early.
 """
 from __future__ import annotations
 
@@ -15,18 +17,24 @@ import av
 import cv2
 import numpy as np
 
+from ..engine.stage import Context, Output, Resources, Stage, StageRun
 from ..media.clipwriter import ClipSpec, write_clips
 from ..media.decode import fit_size, frame_to_rgb, open_video
 from ..media.frames import ClipFrames
 from ..media.probe import ProbeError, ProbeInfo, probe
 from ..media.scenes import StreamingSceneDetector, plan_windows
-from ..schema import clip_id_for, display_path
+from ..schema import VIDEO_SCHEMA, TableSpec, clip_id_for, clip_schema, display_path
 from .crop import detect_crop
+from ..reasons import Code, Reason, as_columns, group_of
 from .filters import apply_filters
 from .scores import SCORERS, run_scorers
 
 THUMB_LONG_SIDE = 320
 TRUNCATION_RATIO = 0.9   # fewer decodable frames than this share of the header's count = truncated
+
+
+# the recipe sections that decide curate's output (the journal's stamp)
+CONFIG_SECTIONS = ("ingest", "split", "analysis", "crop", "scorers", "scorer_params", "filters", "write")
 
 
 @dataclass
@@ -36,6 +44,89 @@ class VideoResult:
     unavailable: dict[str, str] = field(default_factory=dict)   # scorer -> reason, for the run report
     timings: dict[str, float] = field(default_factory=dict)     # seconds per phase
     failures: dict[str, str] = field(default_factory=dict)      # scorer -> a per-clip failure message
+    files: dict[str, object] = field(default_factory=dict)      # dataset-relative path -> bytes | scratch Path
+
+
+class CurateStage(Stage):
+    """Items: input dicts {path, caption, group_id} from inputs.expand_inputs, with ids assigned
+    by `assign_ids` (content ids; repeats marked duplicate, absent files missing)."""
+    name = "curate"
+    published = ("videos", "clips")
+    resources = Resources(num_cpus=1, actors=0)
+
+    def __init__(self, recipe: dict) -> None:
+        self.recipe = recipe
+        self.columns = score_columns(recipe)
+        self.tables = {"videos": TableSpec(VIDEO_SCHEMA, "video_id"),
+                       "clips": TableSpec(clip_schema(self.columns), "clip_id")}
+
+    def config(self) -> dict:
+        return {k: self.recipe.get(k) for k in CONFIG_SECTIONS}
+
+    def key(self, item: dict) -> str:
+        return item["video_id"]
+
+    def process(self, item: dict, ctx: Context) -> Output:
+        t0 = time.perf_counter()
+        if item.get("missing"):
+            return self.error_output(item, "no such file")
+        if item.get("duplicate_of"):
+            return self._output(item, _bare_video_row(item, "duplicate", f"same content as {item['duplicate_of']}"),
+                                [], t0)
+        res = curate_video(item, self.recipe, ctx.scratch)
+        return self._output(item, res.video, res.clips, t0, res)
+
+    def error_output(self, item: dict, message: str) -> Output:
+        return self._output(item, _bare_video_row(item, "error", message), [], time.perf_counter())
+
+    def _output(self, item: dict, video: dict, clips: list[dict], t0: float, res: VideoResult | None = None) -> Output:
+        meta = {"video_id": item["video_id"], "path": video["path"], "status": video["status"],
+                "error": video.get("error"), "unavailable": res.unavailable if res else {},
+                "failures": res.failures if res else {}, "timings": res.timings if res else {},
+                "seconds": round(time.perf_counter() - t0, 4), "n_clips": len(clips),
+                "n_kept": sum(1 for c in clips if c["keep"])}
+        return Output(rows={"videos": [video], "clips": clips}, files=dict(res.files) if res else {}, meta=meta)
+
+    def run_info(self) -> dict:
+        return {"recipe": self.recipe}
+
+    def summarize(self, run: StageRun) -> dict:
+        vt, ct = run.tables["videos"], run.tables["clips"]
+        failures: dict[str, str] = {}
+        for m in run.metas.values():
+            failures.update(m.get("failures") or {})
+        reject_counts: dict[str, int] = {}
+        for rejects in ct.column("rejects").to_pylist():
+            for r in rejects or []:
+                reject_counts[group_of(r)] = reject_counts.get(group_of(r), 0) + 1
+        return {"n_duplicate": vt.column("status").to_pylist().count("duplicate"), "n_clips": ct.num_rows,
+                "n_kept": sum(1 for k in ct.column("keep").to_pylist() if k),
+                "reject_counts": dict(sorted(reject_counts.items())), "scorer_failures": dict(sorted(failures.items()))}
+
+
+def assign_ids(items: list[dict]) -> list[dict]:
+    """Give each input its content id; a repeat of earlier content becomes a duplicate item."""
+    import hashlib
+    import os
+    from ..inputs import input_id
+    seen: dict[str, str] = {}
+    for it in items:
+        vid = input_id(it["path"])
+        it["video_id"] = vid
+        if vid in seen and not it.get("missing"):
+            it["duplicate_of"] = seen[vid]
+            it["video_id"] = f"{vid}-dup-{hashlib.blake2b(os.fsencode(it['path']), digest_size=4).hexdigest()}"
+        else:
+            seen.setdefault(vid, display_path(it["path"]))
+    return items
+
+
+def _bare_video_row(item: dict, status: str, message: str) -> dict:
+    """The row of an input that yields no clips (missing, duplicate, failed)."""
+    return {"video_id": item["video_id"], "path": item.get("uri") or display_path(item["path"]),
+            "path_raw": _raw(item.get("uri") or item["path"]), "status": status, "error": message,
+            "group_id": item.get("group_id") or item["video_id"], "caption": item.get("caption"),
+            "n_scenes": 0, "n_clips": 0, "n_kept": 0}
 
 
 def score_columns(recipe: dict) -> list[str]:
@@ -47,8 +138,9 @@ def score_columns(recipe: dict) -> list[str]:
     return sorted(cols)
 
 
-def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
-    """item: {video_id, path, caption, group_id}. Never raises for bad media: error rows instead."""
+def curate_video(item: dict, recipe: dict, scratch: Path) -> VideoResult:
+    """item: {video_id, path, caption, group_id}. Never raises for bad media: error rows instead.
+    Kept clips are encoded under `scratch`; they and the thumbnails are returned as files."""
     video = {
         "video_id": item["video_id"], "path": item.get("uri") or display_path(item["path"]), "path_raw": _raw(item.get("uri") or item["path"]),
         "status": "ok", "error": None, "group_id": item.get("group_id") or item["video_id"],
@@ -65,33 +157,35 @@ def curate_video(item: dict, recipe: dict, dataset_dir: Path) -> VideoResult:
                  rotation=info.rotation, codec=info.codec, has_audio=info.has_audio, size_bytes=info.size_bytes)
     timings["probe"] = time.perf_counter() - t0
     try:
-        analysis = _analyse(item["path"], info, recipe, video, dataset_dir, timings)
+        analysis = _analyse(item["path"], info, recipe, video, timings)
     except _DecodeFailure as e:
         video.update(status="error", error=str(e))
         return VideoResult(video, [], timings=timings)
-    clips, unavailable, failures = analysis
+    clips, unavailable, failures, files = analysis
     video["n_clips"] = sum(1 for c in clips if c["duration_s"] >= recipe["split"]["min_s"] - 1e-6)
     t1 = time.perf_counter()
     kept = [c for c in clips if c["keep"]]
     if kept and recipe["write"].get("clips", True):
         specs = [ClipSpec(c["clip_id"], c["start_s"], c["end_s"], tuple(c["crop"]),
-                          dataset_dir / "clips" / f"{c['clip_id']}.mp4") for c in kept]
+                          Path(scratch) / f"{c['clip_id']}.mp4") for c in kept]
+        wcfg = recipe["write"]
         try:
-            written = write_clips(item["path"], specs, info.rotation, info.fps, crf=int(recipe["write"]["crf"]),
-                                  preset=recipe["write"]["preset"], threads=int(recipe["analysis"]["decode_threads"]),
-                                  max_long_side=recipe["write"].get("max_long_side"))
+            written = write_clips(item["path"], specs, info.rotation, info.fps, crf=int(wcfg["crf"]),
+                                  preset=wcfg["preset"], threads=int(recipe["analysis"]["decode_threads"]),
+                                  max_long_side=wcfg.get("max_long_side"), x264_asm=wcfg["x264_asm"])
         except (av.FFmpegError, OSError) as e:
             written = {}
             video["error"] = f"writing clips failed: {e}"
-        for c in kept:
+        for c, spec in zip(kept, specs):
             if written.get(c["clip_id"], 0) > 0:
                 c["path"] = f"clips/{c['clip_id']}.mp4"
+                files[c["path"]] = spec.out_path
             else:
                 c["keep"], c["path"] = False, None
-                c["reject_reasons"] = list(c["reject_reasons"]) + ["write_failed"]
+                c.update(as_columns([Reason(Code.WRITE_FAILED)]))
     timings["write"] = time.perf_counter() - t1
     video["n_kept"] = sum(1 for c in clips if c["keep"])
-    return VideoResult(video, clips, unavailable, timings, failures)
+    return VideoResult(video, clips, unavailable, timings, failures, files)
 
 
 class _DecodeFailure(Exception):
@@ -108,7 +202,7 @@ class _Sample:
     next_dt: float = 0.0
 
 
-def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path, timings: dict):
+def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     split, ana = recipe["split"], recipe["analysis"]
     min_s, max_s = float(split["min_s"]), float(split["max_s"])
     detector = StreamingSceneDetector(info.fps, threshold=split.get("threshold"),
@@ -117,7 +211,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path
                                       source_size=(info.width, info.height))
     asize = fit_size(info.width, info.height, int(ana["long_side"]))
     period = 1.0 / float(ana["fps"])
-    ctx = _ClipContext(recipe, info, video, dataset_dir)
+    ctx = _ClipContext(recipe, info, video)
     times: list[float] = []
     samples: list[_Sample] = []
     scene_start = 0
@@ -171,7 +265,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, dataset_dir: Path
     timings["analyse"] = time.perf_counter() - t_decode - ctx.seconds_scoring
     timings["score"] = ctx.seconds_scoring
     timings.update({f"score.{k}": v for k, v in ctx.timings.items()})
-    return ctx.clips, ctx.unavailable, ctx.failures
+    return ctx.clips, ctx.unavailable, ctx.failures, ctx.files
 
 
 def _end_time(times: list[float], fps: float) -> float:
@@ -182,9 +276,10 @@ def _end_time(times: list[float], fps: float) -> float:
 class _ClipContext:
     """Turns closed scenes into scored, filtered clip rows."""
 
-    def __init__(self, recipe: dict, info: ProbeInfo, video: dict, dataset_dir: Path):
-        self.recipe, self.info, self.video, self.dataset_dir = recipe, info, video, dataset_dir
+    def __init__(self, recipe: dict, info: ProbeInfo, video: dict):
+        self.recipe, self.info, self.video = recipe, info, video
         self.clips: list[dict] = []
+        self.files: dict[str, object] = {}         # thumbs/<clip_id>.jpg -> JPEG bytes
         self.unavailable: dict[str, str] = {}
         self.failures: dict[str, str] = {}        # scorer -> last per-clip failure (clip rejected as :missing)
         self.timings: dict[str, float] = {}       # seconds per crop/scorer, inside "score"
@@ -200,7 +295,7 @@ class _ClipContext:
                                                            else _end_time(times, self.info.fps)))
         plan = plan_windows([], end - start, clock, min_s=float(split["min_s"]), max_s=float(split["max_s"]))
         for s, e in plan.too_short:
-            self._row(start + s, start + e, clock[s], clock[e], None, ["too_short"])
+            self._row(start + s, start + e, clock[s], clock[e], None, [Reason(Code.TOO_SHORT)])
         for s, e in plan.windows:
             a, b = start + s, start + e
             inside = [x for x in samples if a <= x.index < b]
@@ -209,22 +304,25 @@ class _ClipContext:
             self.n_scenes += 1
             self._scene_index += 1
 
-    def _row(self, a: int, b: int, start_s: float, end_s: float, samples: list[_Sample] | None, reasons: list[str]):
+    def _row(self, a: int, b: int, start_s: float, end_s: float, samples: list[_Sample] | None,
+             reasons: list[Reason]):
         clip_id = clip_id_for(self.video["video_id"], a, b)
         row = {"clip_id": clip_id, "video_id": self.video["video_id"], "scene_index": self._scene_index,
                "start_s": round(start_s, 6), "end_s": round(end_s, 6), "duration_s": round(end_s - start_s, 6),
                "start_frame": a, "end_frame": b, "path": None, "caption": self.video.get("caption"),
                "group_id": self.video["group_id"], "crop": [0, 0, self.info.width, self.info.height],
-               "keep": False, "reject_reasons": reasons}
+               "keep": False}
         if samples:
             t0 = time.perf_counter()
             row.update(self._score(clip_id, start_s, end_s, samples, b))
             self.seconds_scoring += time.perf_counter() - t0
         elif samples is not None:
-            row["reject_reasons"] = reasons + ["no_frames"]
-        if not row["reject_reasons"]:
+            reasons = reasons + [Reason(Code.NO_FRAMES)]
+        if not reasons:
             skip = {c for name in self.unavailable for c in SCORERS[name].columns}
-            row["keep"], row["reject_reasons"] = apply_filters(row, self.recipe["filters"], skip)
+            reasons = apply_filters(row, self.recipe["filters"], skip)
+            row["keep"] = not reasons
+        row.update(as_columns(reasons))
         self.clips.append(row)
 
     def _score(self, clip_id: str, start_s: float, end_s: float, samples: list[_Sample], end_frame: int) -> dict:
@@ -263,13 +361,9 @@ class _ClipContext:
             cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (0, 255, 255), 2)
         w, h = fit_size(img.shape[1], img.shape[0], THUMB_LONG_SIDE)
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        out = self.dataset_dir / "thumbs" / f"{clip_id}.jpg"
-        out.parent.mkdir(parents=True, exist_ok=True)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if ok:
-            tmp = out.with_name(f".{out.name}.part")
-            tmp.write_bytes(buf.tobytes())
-            tmp.replace(out)
+            self.files[f"thumbs/{clip_id}.jpg"] = buf.tobytes()
 
 
 def _raw(path) -> bytes:

@@ -1,35 +1,32 @@
-"""Keep or reject a clip from recipe thresholds; every rejection names its reasons."""
+"""Keep or reject a clip from recipe thresholds; every rejection is a typed reason (reasons.py)."""
 from __future__ import annotations
 
 import math
 
+from ..reasons import Code, Reason
 
-def check_range(value: float | None, rule: dict) -> str | None:
-    """None when `value` satisfies the rule, else a short reason fragment like '<10' or '>=1.0'."""
+
+def check_range(column: str, value: float | None, rule: dict) -> Reason | None:
+    """None when `value` satisfies the rule {min, max, min_inclusive, max_inclusive}, else why not."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "missing"
+        return Reason(Code.MISSING, column)
     lo, hi = rule.get("min"), rule.get("max")
-    if lo is not None:
-        if rule.get("min_inclusive", True) and value < lo:
-            return f"<{lo}"
-        if not rule.get("min_inclusive", True) and value <= lo:
-            return f"<={lo}"
-    if hi is not None:
-        if rule.get("max_inclusive", True) and value > hi:
-            return f">{hi}"
-        if not rule.get("max_inclusive", True) and value >= hi:
-            return f">={hi}"
+    lo_inc, hi_inc = rule.get("min_inclusive", True), rule.get("max_inclusive", True)
+    if lo is not None and (value < lo if lo_inc else value <= lo):
+        return Reason(Code.BELOW_MIN, column, lo, lo_inc)
+    if hi is not None and (value > hi if hi_inc else value >= hi):
+        return Reason(Code.ABOVE_MAX, column, hi, hi_inc)
     return None
 
 
-def apply_filters(record: dict, filters: dict, skip_columns: set[str] = frozenset()) -> tuple[bool, list[str]]:
-    """(keep, reasons) for a clip record; `skip_columns` are scores whose backend is unavailable
-    in this run (their filter is not applied, and the run report says so)."""
-    reasons = list(record.get("reject_reasons") or [])
+def apply_filters(record: dict, filters: dict, skip_columns: set[str] = frozenset()) -> list[Reason]:
+    """The reasons a scored clip fails the recipe's filters (none = keep); `skip_columns` are
+    scores whose backend is unavailable in this run (not applied; the run report says so)."""
+    reasons = []
     for column, rule in filters.items():
         if column in skip_columns:
             continue
-        why = check_range(record.get(column), rule)
+        why = check_range(column, record.get(column), rule)
         if why is not None:
-            reasons.append(f"{column}{why}" if why != "missing" else f"{column}:missing")
-    return not reasons, reasons
+            reasons.append(why)
+    return reasons

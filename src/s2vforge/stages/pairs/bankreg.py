@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .clipembed import (PARTS_DIR, cached_embedder, config_hash, context_embedder, read_rgba, unit_or_none,
-                        worker_state)
+from ...engine.journal import config_hash
+from ...schema import BANK_ENTRY_SCHEMA, SUBJECT_CATEGORIES as CATEGORIES
+from .clipembed import CACHE_DIR, cached_embedder, context_embedder, read_rgba, unit_or_none
 from .tracks import Instance
 
-CATEGORIES = ("face", "person", "animal", "object")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INDEX_DIR = "index"
 
@@ -62,10 +62,9 @@ def _face_detector(state: dict, cfg: dict):
     return DlibFaces()
 
 
-def embed_bank_image(path: Path, relpath: str, cfg: dict) -> tuple[list[dict], dict]:
+def embed_bank_image(path: Path, relpath: str, cfg: dict, state: dict) -> tuple[list[dict], dict]:
     """Entries of one bank image: each face found as `face`, the whole image (alpha = mask) as `object`."""
     from ...backends.errors import BackendUnavailable
-    state = worker_state(cfg)
     img = read_rgba(path)
     rows: list[dict] = []
     if img is None:
@@ -119,17 +118,11 @@ def embed_bank_image(path: Path, relpath: str, cfg: dict) -> tuple[list[dict], d
     return rows, {"status": "ok", "error": None}
 
 
-BANK_ENTRY_SCHEMA = pa.schema([
-    ("entry_id", pa.string()), ("category", pa.string()), ("path", pa.string()), ("relpath", pa.string()),
-    ("box", pa.list_(pa.int32())), ("vector", pa.list_(pa.float32())), ("context", pa.list_(pa.float32())),
-])
-
-
-def register_bank_dirs(dataset: Path, dirs: Sequence[Path], cfg: dict, stamp: str) -> list[BankEntry]:
+def register_bank_dirs(dataset: Path, dirs: Sequence[Path], cfg: dict, stamp: str, state: dict) -> list[BankEntry]:
     """Bank-folder images as entries, embedded once per (file, size, mtime, embed config)."""
-    from ...engine.parts import atomic_parquet
+    from ...engine.writer import write_parquet
     from ...schema import table_from_rows
-    cache = Path(dataset) / PARTS_DIR / "bank"
+    cache = Path(dataset) / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     entries: list[BankEntry] = []
     for path, rel in bank_images(dirs):
@@ -139,8 +132,8 @@ def register_bank_dirs(dataset: Path, dirs: Sequence[Path], cfg: dict, stamp: st
         if part.exists():
             rows = pq.read_table(part, schema=BANK_ENTRY_SCHEMA).to_pylist()
         else:
-            rows, _ = embed_bank_image(path, rel, cfg)
-            atomic_parquet(table_from_rows(rows, BANK_ENTRY_SCHEMA), part)
+            rows, _ = embed_bank_image(path, rel, cfg, state)
+            write_parquet(table_from_rows(rows, BANK_ENTRY_SCHEMA), part)
         for r in rows:
             entries.append(BankEntry(r["entry_id"], r["category"], r["path"], r["relpath"], r["box"],
                                      None if r["vector"] is None else np.asarray(r["vector"], np.float32),

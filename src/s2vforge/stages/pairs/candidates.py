@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .bankreg import BankEntry
-from .clipembed import cached_embedder, clip_frames_at, read_rgba, worker_state
+from .clipembed import cached_embedder, clip_frames_at, read_rgba
 from .tracks import Instance, Track
 
 LIVING = ("face", "person", "animal")
@@ -130,7 +130,8 @@ def _agreement(check: str, sim: float | None, threshold: float | None):
     return Verdict(check, sim >= threshold, float(sim), f"cos={sim:.3f}{'>=' if sim >= threshold else '<'}{threshold:g}")
 
 
-def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: dict, vlm) -> list:
+def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: dict, vlm,
+                     state: dict | None = None) -> list:
     """Every verdict on one candidate: the category's identity checks, the text prior, the VLM."""
     from . import verify as V
     from .embed import person_parts
@@ -144,7 +145,7 @@ def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: 
     if cat == "face":
         out.append(V.verify_face_agreement(ref_vec, target.vector, **(vcfg.get("face") or {})))
     elif cat == "person":
-        emb = cached_embedder(worker_state(cfg), "person", cfg)
+        emb = cached_embedder(state if state is not None else {"embedders": {}}, "person", cfg)
         pr, pt = person_parts(emb, ref_vec), person_parts(emb, target.vector)
         face_v = V.verify_face_agreement(pr["face"], pt["face"], **(vcfg.get("face") or {}))
         out.append(face_v)
@@ -176,7 +177,7 @@ def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: 
 
 
 def pair_track(track: Track, banks: dict, by_id: dict[str, Instance], entries: dict[str, BankEntry],
-               images: CropCache, cfg: dict, vlm) -> tuple[dict, list[tuple[str, str, float]]]:
+               images: CropCache, cfg: dict, vlm, state: dict | None = None) -> tuple[dict, list[tuple[str, str, float]]]:
     """The pairs row of one track and the verified identity edges (target id, reference id)."""
     from .diversity import context_diversity
     t = track.target
@@ -229,7 +230,7 @@ def pair_track(track: Track, banks: dict, by_id: dict[str, Instance], entries: d
             if i >= int(cfg["max_candidates"]):
                 rejected.append(f"{c.ref_id}:not_verified:beyond_max_candidates")
                 continue
-            verdicts = verify_candidate(t, c, images, cfg, vlm)
+            verdicts = verify_candidate(t, c, images, cfg, vlm, state)
             if accepted(verdicts):
                 c.verdicts = [f"bounds:ok:{c.sim:.3f}", f"prior:{c.kind}"] + [verdict_text(v) for v in verdicts]
                 ctx = c.inst.context if c.inst is not None else c.entry.context

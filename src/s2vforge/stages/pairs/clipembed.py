@@ -1,11 +1,11 @@
-"""Stage 1 of `pair`, per clip: identity + context embeddings of a clip's kept subjects, journaled.
+"""Step 1 of `pair`, per clip: identity + context embeddings of a clip's kept subjects.
 
-One clip is one unit of work (engine.pool.run_pool, stage "pairs_embed"): its kept subject
-crops are embedded with their category's identity embedder (embed.py), and the clip file is
-decoded once to embed each subject's *context* (its frame with the subject masked out,
-diversity.py). The result is a Parquet part plus a JSON marker written last under
-DATASET/.work/pairs/, stamped with the embedding config, so a rerun embeds only clips whose
-marker is missing or stale. Bad media never raises: it becomes an error column.
+One clip is one item of the pairs stage (pipeline.PairsStage, run by engine/driver.py): its
+kept subject crops are embedded with their category's identity embedder (embed.py), and the
+clip file is decoded once to embed each subject's *context* (its frame with the subject masked
+out, diversity.py). The driver journals the rows (stamped with the embedding config), so a
+rerun embeds only clips whose entry is missing or stale. Bad media never raises: it becomes an
+error column.
 """
 from __future__ import annotations
 
@@ -15,21 +15,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pyarrow as pa
 
-from ...engine.parts import StampedParts, config_hash
+from ...engine.journal import WORK_DIR
 
-
-EMBED_SCHEMA = pa.schema([
-    ("subject_id", pa.string()),
-    ("clip_id", pa.string()),
-    ("category", pa.string()),
-    ("vector", pa.list_(pa.float32())),       # identity embedding (null: embedding failed)
-    ("context", pa.list_(pa.float32())),      # background embedding of the subject's frame (null: not available)
-    ("error", pa.string()),
-])
-
-PARTS_DIR = Path(".work") / "pairs"
+CACHE_DIR = Path(WORK_DIR) / "pairs" / "bank"     # --bank images, embedded once (bankreg.py)
 
 
 def read_rgba(path: Path) -> np.ndarray | None:
@@ -91,17 +80,11 @@ def unit_or_none(v) -> list[float] | None:
     return a.tolist()
 
 
-# ------------------------------------------------------------------ per-clip embedding (journaled)
+# ------------------------------------------------------------------ per-clip embedding
 
-_WORKER: dict = {}
-
-
-def worker_state(cfg: dict) -> dict:
-    key = config_hash({"embed": cfg["embed"], "context": cfg["context"]})
-    if _WORKER.get("key") != key:
-        _WORKER.clear()
-        _WORKER.update(key=key, embedders={}, context=None, unavailable={})
-    return _WORKER
+def new_state() -> dict:
+    """The embedders one worker loads (lazily, per category) and what it found unavailable."""
+    return {"embedders": {}, "context": None, "unavailable": {}}
 
 
 def cached_embedder(state: dict, category: str, cfg: dict):
@@ -118,11 +101,12 @@ def context_embedder(state: dict, cfg: dict):
     return state["context"]
 
 
-def embed_clip(clip_id: str, rows: list[dict], cfg: dict, dataset: Path) -> tuple[list[dict], dict]:
+def embed_clip(clip_id: str, rows: list[dict], cfg: dict, dataset: Path,
+               state: dict | None = None) -> tuple[list[dict], dict]:
     """Identity + context embeddings of one clip's kept subjects. Never raises for bad media."""
     from ...backends.errors import BackendUnavailable
     t0 = time.perf_counter()
-    state = worker_state(cfg)
+    state = state if state is not None else new_state()
     out = {r["subject_id"]: {"subject_id": r["subject_id"], "clip_id": clip_id, "category": r["category"],
                              "vector": None, "context": None, "error": None} for r in rows}
     by_cat: dict[str, list[dict]] = {}
@@ -173,28 +157,3 @@ def embed_clip(clip_id: str, rows: list[dict], cfg: dict, dataset: Path) -> tupl
             "n_context": sum(1 for v in out.values() if v["context"] is not None),
             "unavailable": dict(state["unavailable"]), "seconds": round(time.perf_counter() - t0, 4)}
     return [out[k] for k in sorted(out)], meta
-
-
-class EmbedParts(StampedParts):
-    """Per-clip embedding rows + stamped markers under DATASET/.work/pairs/ (engine.parts.StampedParts)."""
-
-    def __init__(self, dataset: Path, stamp: str) -> None:
-        super().__init__(Path(dataset) / PARTS_DIR, EMBED_SCHEMA, stamp)
-
-    def read(self, keys: Sequence[str]) -> list[dict]:
-        return self.read_table(keys).to_pylist()
-
-
-def work_on_clip(item: tuple[str, list[dict]], cfg: dict, dataset: str, stamp: str) -> dict:
-    clip_id, rows = item
-    ds = Path(dataset)
-    try:
-        erows, meta = embed_clip(clip_id, rows, cfg, ds)
-    except Exception as e:   # a stage bug must not take the run down: error rows say what happened
-        err = f"internal_error: {type(e).__name__}: {e}"
-        erows = [{"subject_id": r["subject_id"], "clip_id": clip_id, "category": r["category"], "vector": None,
-                  "context": None, "error": err} for r in sorted(rows, key=lambda r: r["subject_id"])]
-        meta = {"clip_id": clip_id, "status": "error", "error": err, "n_subjects": len(rows), "n_embedded": 0}
-    EmbedParts(ds, stamp).write(clip_id, erows, meta)
-    return meta
-

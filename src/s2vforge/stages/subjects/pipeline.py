@@ -15,10 +15,9 @@ For every kept clip of clips.parquet:
 Every candidate box becomes a row, kept or not, with the verdicts that decided it; a clip that
 yields no box (or cannot be read) still gets one row of category "none" saying why.
 
-Resume: each finished clip's rows are a Parquet part plus a JSON marker (written last,
-atomically) under DATASET/.work/subjects/, stamped with a hash of the subjects recipe; a rerun
-skips clips whose marker carries the same hash, and subjects.parquet is assembled from the
-parts sorted by subject_id. Crops are written to a temporary name and renamed.
+SubjectsStage is this stage under the stage contract (engine/stage.py): one kept clip per item,
+its detectors loaded once per worker in setup(), its rows and RGBA crops returned to the driver,
+which journals them (stamped with the subjects config) and assembles subjects.parquet.
 """
 from __future__ import annotations
 
@@ -35,61 +34,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...engine.parts import StampedParts, atomic_parquet, config_hash
-from ...engine.pool import run_pool
+from ...engine.stage import Context, Output, Resources, Stage, StageRun
+from ...schema import SUBJECT_SCHEMA, TableSpec
 
-FRAME_FRACTIONS = (0.05, 0.5, 0.95)   # Phantom-Data: frames at 5%, 50% and 95% of the clip
-
-DEFAULT_SUBJECTS: dict = {
-    "frames": {"fractions": list(FRAME_FRACTIONS)},
-    "phrases": {"backend": "spacy", "endpoint": None},
-    "detect": {},                    # detect.DEFAULT_DETECT
-    "boxes": {},                     # boxrules.BoxRules defaults
-    "masks": {"backend": "auto"},
-    "quality": {"brisque": True, "aesthetic": "auto"},
-    "face_track": {"enabled": True, "fps": 2.0, "long_side": 640},
-}
-
-SUBJECT_SCHEMA = pa.schema([
-    ("subject_id", pa.string()),      # <clip_id>-f<frame_idx>-<category>-<8 hex of box+phrase>, or <clip_id>-none
-    ("clip_id", pa.string()),
-    ("video_id", pa.string()),
-    ("group_id", pa.string()),
-    ("frame_idx", pa.int64()),        # frame index within the clip (0 = the clip's first frame)
-    ("time_s", pa.float64()),         # seconds from the clip's start
-    ("phrase", pa.string()),          # caption phrase, "face", "person" or "salient object"
-    ("category", pa.string()),        # face | person | animal | object | none
-    ("bbox", pa.list_(pa.int32())),   # x0, y0, x1, y1 in clip-frame pixels (exclusive ends)
-    ("mask_rle", pa.string()),        # JSON of COCO RLE {"size": [h, w], "counts": str}, full frame
-    ("crop_path", pa.string()),       # subjects/<subject_id>.png (RGBA, alpha = mask), kept rows only
-    ("det_score", pa.float64()),
-    ("backend", pa.string()),         # detector that proposed the box
-    ("quality", pa.string()),         # JSON of quality.crop_quality
-    ("checks", pa.list_(pa.string())),  # verdicts against this instance; empty iff keep
-    ("keep", pa.bool_()),
-    ("caption_verdicts", pa.list_(pa.string())),  # why the caption gave no (or fewer) phrases
-    ("caption_phrases", pa.list_(pa.string())),   # the phrases looked for in this clip
-    ("face_segment", pa.string()),    # JSON of facetrack.longest_face_segment for the clip
-])
-
-PARTS_DIR = Path(".work") / "subjects"
 CROPS_DIR = "subjects"
-
-
 class ClipUnreadable(Exception):
     pass
 
 
-def subjects_config(recipe: dict) -> dict:
-    """The recipe's `subjects` section over DEFAULT_SUBJECTS (one level of merge per sub-section)."""
-    sub = dict(recipe.get("subjects") or {})
-    cfg = {}
-    for key, default in DEFAULT_SUBJECTS.items():
-        val = sub.pop(key, None)
-        cfg[key] = {**default, **val} if isinstance(default, dict) and isinstance(val, dict) else (
-            default if val is None else val)
-    cfg.update(sub)
-    return cfg
+def subjects_config(recipe: dict | None) -> dict:
+    """The recipe's `subjects` section over the default recipe's (recipes.section)."""
+    from ...recipes import section
+    return section(recipe, "subjects")
 
 
 def subject_id_for(clip_id: str, frame_idx: int, category: str, box, phrase: str) -> str:
@@ -229,21 +185,12 @@ def _source_path(video: dict | None):
 
 # ------------------------------------------------------------------ one clip
 
-_WORKER: dict = {}
-
-
-def _worker_state(cfg: dict) -> dict:
-    """Detectors and clients built once per process per config."""
-    key = config_hash(cfg)
-    if _WORKER.get("key") != key:
-        from .detect import load_detectors
-        _WORKER.clear()
-        _WORKER["key"] = key
-        _WORKER["detectors"] = load_detectors(cfg.get("detect"))
-        _WORKER["client"] = _phrase_client(cfg["phrases"])
-        _WORKER["embedder"] = None
-        _WORKER["unavailable"] = dict(_WORKER["detectors"].unavailable)
-    return _WORKER
+def load_state(cfg: dict) -> dict:
+    """Detectors and clients of one worker (SubjectsStage.setup)."""
+    from .detect import load_detectors
+    detectors = load_detectors(cfg.get("detect"))
+    return {"detectors": detectors, "client": _phrase_client(cfg["phrases"]), "embedder": None,
+            "unavailable": dict(detectors.unavailable)}
 
 
 def _phrase_client(pcfg: dict):
@@ -291,23 +238,24 @@ def _int_box(box, w: int, h: int) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def write_png_atomic(path: Path, rgba: np.ndarray) -> None:
+def png_bytes(rgba: np.ndarray) -> bytes:
     import cv2
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     if not ok:
         raise ValueError("PNG encoding failed")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    return buf.tobytes()
 
 
-def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path, state: dict | None = None) -> tuple[list[dict], dict]:
-    """Rows of one clip (see module doc) and a small meta dict. Never raises for bad media."""
+def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path,
+                 state: dict | None = None) -> tuple[list[dict], dict, dict[str, bytes]]:
+    """Rows of one clip (see module doc), a small meta dict and the crops (path -> PNG bytes).
+    Never raises for bad media."""
     from ...backends.errors import BackendUnavailable
     from .boxrules import BoxRules, apply_box_rules
     from .phrases import PhraseResult, extract_phrases, fixed_phrases
-    state = state or _worker_state(cfg)
+    state = state or load_state(cfg)
     t0 = time.perf_counter()
+    files: dict[str, bytes] = {}
     base = {"clip_id": clip["clip_id"], "video_id": clip.get("video_id"),
             "group_id": clip.get("group_id") or (video or {}).get("group_id") or clip.get("video_id")}
     try:
@@ -322,13 +270,11 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path, state
     except ClipUnreadable as e:
         row = _none_row(base, [f"clip_unreadable: {e}"] + pres.verdicts)
         return [row], {"clip_id": clip["clip_id"], "status": "error", "error": str(e), "n_rows": 1, "n_kept": 0,
-                       "seconds": time.perf_counter() - t0}
+                       "seconds": time.perf_counter() - t0}, files
     segment = _face_segment(state, frames, cfg)
     base["face_segment"] = json.dumps(segment, sort_keys=True) if segment is not None else None
     rules = BoxRules.from_recipe(cfg.get("boxes"))
     rows: list[dict] = []
-    crops_dir = dataset / CROPS_DIR
-    crops_dir.mkdir(parents=True, exist_ok=True)
     timings = {"detect": 0.0, "mask": 0.0, "quality": 0.0}
     for frame_idx, t, rgb in frames.frames:
         h, w = rgb.shape[:2]
@@ -344,7 +290,7 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path, state
                    "crop_path": None, "det_score": round(float(c["score"]), 6), "backend": c["backend"],
                    "quality": None, "checks": list(c["checks"]), "keep": bool(c["keep"])}
             if row["keep"]:
-                _cut_out(row, rgb, box, c["category"], cfg, crops_dir, timings)
+                _cut_out(row, rgb, box, c["category"], cfg, files, timings)
             rows.append(row)
     if not rows:
         rows.append(_none_row(base, ["no_subjects_detected"] + pres.verdicts))
@@ -360,10 +306,12 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path, state
     meta = {"clip_id": clip["clip_id"], "status": "ok", "error": None, "frames_from": frames.source,
             "n_rows": len(rows), "n_kept": sum(1 for r in rows if r["keep"]), "face_segment": segment,
             "seconds": time.perf_counter() - t0, "timings": timings}
-    return rows, meta
+    # a crop renamed by the dedup above is stored under its row's final id
+    crops = {r["crop_path"]: files[r["crop_path"]] for r in rows if r.get("keep") and r.get("crop_path") in files}
+    return rows, meta, crops
 
 
-def _cut_out(row: dict, rgb: np.ndarray, box, category: str, cfg: dict, crops_dir: Path, timings: dict) -> None:
+def _cut_out(row: dict, rgb: np.ndarray, box, category: str, cfg: dict, files: dict[str, bytes], timings: dict) -> None:
     from .masks import segment
     from .quality import crop_quality
     from .rle import mask_to_rle
@@ -383,8 +331,8 @@ def _cut_out(row: dict, rgb: np.ndarray, box, category: str, cfg: dict, crops_di
     q = crop_quality(rgba, box, rgb.shape, aesthetic=qcfg.get("aesthetic", "auto"), brisque=bool(qcfg.get("brisque", True)))
     timings["quality"] += time.perf_counter() - tq
     row["quality"] = json.dumps(q, sort_keys=True, default=float)
-    write_png_atomic(crops_dir / f"{row['subject_id']}.png", rgba)
     row["crop_path"] = f"{CROPS_DIR}/{row['subject_id']}.png"
+    files[row["crop_path"]] = png_bytes(rgba)
 
 
 def _none_row(base: dict, checks: list[str]) -> dict:
@@ -393,108 +341,84 @@ def _none_row(base: dict, checks: list[str]) -> dict:
             "quality": None, "checks": checks, "keep": False, "face_segment": base.get("face_segment")}
 
 
-# ------------------------------------------------------------------ parts (resume)
+# ------------------------------------------------------------------ the stage
 
-class SubjectParts(StampedParts):
-    """Per-clip subject rows + stamped markers under DATASET/.work/subjects/ (engine.parts.StampedParts)."""
+class SubjectsStage(Stage):
+    """Items: {"clip": a kept clips.parquet row, "video": its videos.parquet row or None}."""
+    name = "subjects"
+    tables = {"subjects": TableSpec(SUBJECT_SCHEMA, "subject_id")}
+    published = ("subjects",)
+    resources = Resources(num_cpus=1, actors="auto")
 
-    def __init__(self, dataset: Path, stamp: str) -> None:
-        super().__init__(Path(dataset) / PARTS_DIR, SUBJECT_SCHEMA, stamp)
+    def __init__(self, recipe: dict | None) -> None:
+        self.cfg = subjects_config(recipe)
+        self.state: dict | None = None
 
-    def finalize(self, clip_ids: list[str], out: Path) -> pa.Table:
-        table = self.read_table(clip_ids).sort_by("subject_id")
-        atomic_parquet(table, out)
-        return table
+    def config(self) -> dict:
+        return self.cfg
 
+    def key(self, item: dict) -> str:
+        return item["clip"]["clip_id"]
 
-def _work(clip: dict, video: dict | None, cfg: dict, dataset: str, stamp: str) -> dict:
-    ds = Path(dataset)
-    try:
-        rows, meta = process_clip(clip, video, cfg, ds)
-    except Exception as e:   # a stage bug must not take the run down; the row says what happened
-        base = {"clip_id": clip["clip_id"], "video_id": clip.get("video_id"), "group_id": clip.get("group_id"),
+    def setup(self) -> None:
+        self.state = load_state(self.cfg)
+
+    def teardown(self) -> None:
+        self.state = None
+
+    def process(self, item: dict, ctx: Context) -> Output:
+        if self.state is None:
+            self.setup()
+        rows, meta, crops = process_clip(item["clip"], item.get("video"), self.cfg, ctx.dataset, self.state)
+        meta["unavailable"] = dict(self.state["unavailable"])
+        meta["detectors"] = self.state["detectors"].names()
+        return Output(rows={"subjects": rows}, files=crops, meta=meta)
+
+    def error_output(self, item: dict, message: str) -> Output:
+        c = item["clip"]
+        base = {"clip_id": c["clip_id"], "video_id": c.get("video_id"), "group_id": c.get("group_id"),
                 "caption_verdicts": [], "caption_phrases": [], "face_segment": None}
-        rows = [_none_row(base, [f"internal_error: {type(e).__name__}: {e}"])]
-        meta = {"clip_id": clip["clip_id"], "status": "error", "error": f"{type(e).__name__}: {e}", "n_rows": 1,
-                "n_kept": 0, "seconds": 0.0}
-    meta["unavailable"] = dict(_WORKER.get("unavailable") or {})
-    meta["detectors"] = _WORKER["detectors"].names() if _WORKER.get("detectors") else {}
-    SubjectParts(ds, stamp).write(clip["clip_id"], rows, meta)
-    return meta
+        meta = {"clip_id": c["clip_id"], "status": "error", "error": message, "n_rows": 1, "n_kept": 0}
+        return Output(rows={"subjects": [_none_row(base, [f"error: {message}"])]}, meta=meta)
+
+    def summarize(self, run: StageRun) -> dict:
+        rows = run.tables["subjects"].select(["category", "keep", "checks"]).to_pylist()
+        kept_by: dict[str, int] = {}
+        checks: dict[str, int] = {}
+        for r in rows:
+            if r["keep"]:
+                kept_by[r["category"]] = kept_by.get(r["category"], 0) + 1
+            for chk in r["checks"] or []:
+                k = chk.split(":")[0].split("<")[0].split(">")[0]
+                checks[k] = checks.get(k, 0) + 1
+        detectors = next((m.get("detectors") for m in run.metas.values() if m.get("detectors")), {})
+        return {"n_clips": len(run.keys), "n_rows": len(rows),
+                "n_subjects": sum(1 for r in rows if r["category"] != "none"),
+                "n_kept": sum(1 for r in rows if r["keep"]), "kept_by_category": dict(sorted(kept_by.items())),
+                "check_counts": dict(sorted(checks.items())), "detectors": detectors}
 
 
-def _work_on_clip(pair: tuple[dict, dict | None], cfg: dict, dataset: str, stamp: str) -> dict:
-    clip, video = pair
-    return _work(clip, video, cfg, dataset, stamp)
-
-
-def run_subjects(dataset: Path, recipe: dict, workers: int = 1,
-                 progress: Callable[[dict], None] | None = None, engine=None) -> dict:
-    """Find subject instances in every kept clip of DATASET (see module doc); returns a summary.
-
-    Writes DATASET/subjects.parquet, DATASET/subjects/<subject_id>.png and
-    DATASET/subjects_run.json. Reruns resume: finished clips are not processed again."""
+def subject_items(dataset: Path) -> list[dict]:
+    """The work of `subjects`: every kept clip of DATASET with its video row."""
     dataset = Path(dataset)
-    t0 = time.perf_counter()
-    cfg = subjects_config(recipe)
-    stamp = config_hash(cfg)
     clips_path = dataset / "clips.parquet"
     if not clips_path.exists():
-        raise FileNotFoundError(f"{clips_path} not found: run `s2vforge curate` on the inputs first")
+        raise FileNotFoundError(f"{clips_path} not found: run `s2vforge curate ... --out {dataset}` first")
     clips = [c for c in pq.read_table(clips_path).to_pylist() if c.get("keep")]
     videos = {}
     if (dataset / "videos.parquet").exists():
         videos = {v["video_id"]: v for v in pq.read_table(dataset / "videos.parquet").to_pylist()}
-    store = SubjectParts(dataset, stamp)
-    store.sweep_tmp()
-    crops = dataset / CROPS_DIR
-    if crops.is_dir():
-        for p in crops.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
-    summary: dict = {"dataset": str(dataset), "n_clips": len(clips), "n_skipped_done": 0, "n_clip_errors": 0,
-                     "n_rows": 0, "n_subjects": 0, "n_kept": 0, "kept_by_category": {}, "check_counts": {},
-                     "unavailable": {}, "detectors": {}, "errors": [], "wall_s": 0.0}
-    todo = []
-    for c in clips:
-        if store.is_done(c["clip_id"]):
-            summary["n_skipped_done"] += 1
-            if progress:
-                progress(store.meta(c["clip_id"]))
-        else:
-            todo.append(c)
-    def on_crash(pair: tuple, e: BaseException) -> dict:   # the worker died (OOM kill, a segfault in native code)
-        c = pair[0]
-        base = {"clip_id": c["clip_id"], "video_id": c.get("video_id"), "group_id": c.get("group_id"),
-                "caption_verdicts": [], "caption_phrases": [], "face_segment": None}
-        meta = {"clip_id": c["clip_id"], "status": "error", "n_rows": 1, "n_kept": 0,
-                "error": f"worker crashed: {type(e).__name__}: {e}"}
-        store.write(c["clip_id"], [_none_row(base, [f"worker_crashed: {type(e).__name__}"])], meta)
-        return meta
+    return [{"clip": c, "video": videos.get(c.get("video_id"))} for c in clips]
 
-    run_pool(_work_on_clip, [(c, videos.get(c.get("video_id"))) for c in todo], (cfg, str(dataset), stamp), workers,
-             on_done=lambda pair, meta: progress(meta) if progress else None, on_crash=on_crash,
-             engine=engine, stage="subjects")
-    table = store.finalize([c["clip_id"] for c in clips], dataset / "subjects.parquet")
-    for c in clips:
-        m = store.meta(c["clip_id"])
-        summary["unavailable"].update(m.get("unavailable") or {})
-        summary["detectors"] = m.get("detectors") or summary["detectors"]
-        if m.get("status") == "error":
-            summary["n_clip_errors"] += 1
-            summary["errors"].append({"clip_id": c["clip_id"], "error": m.get("error")})
-    rows = table.select(["category", "keep", "checks"]).to_pylist()
-    summary["n_rows"] = len(rows)
-    summary["n_subjects"] = sum(1 for r in rows if r["category"] != "none")
-    summary["n_kept"] = sum(1 for r in rows if r["keep"])
-    for r in rows:
-        if r["keep"]:
-            summary["kept_by_category"][r["category"]] = summary["kept_by_category"].get(r["category"], 0) + 1
-        for chk in r["checks"] or []:
-            key = chk.split(":")[0].split("<")[0].split(">")[0]
-            summary["check_counts"][key] = summary["check_counts"].get(key, 0) + 1
-    summary["wall_s"] = round(time.perf_counter() - t0, 3)
-    out = dataset / "subjects_run.json"
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"subjects": cfg, "summary": summary}, indent=2, default=str))
-    os.replace(tmp, out)
+
+def run_subjects(dataset: Path, recipe: dict | None, workers: int = 1,
+                 progress: Callable[[dict], None] | None = None, engine=None) -> dict:
+    """Find subject instances in every kept clip of DATASET (see module doc); returns the summary.
+
+    Writes DATASET/subjects.parquet, DATASET/subjects/<subject_id>.png and
+    DATASET/subjects_run.json. Reruns resume: finished clips are not processed again."""
+    from ...engine.driver import run_stage
+    from ...engine.spec import EngineSpec
+    _, summary = run_stage(SubjectsStage(recipe), subject_items(dataset), Path(dataset),
+                           engine=engine or EngineSpec(workers=workers), progress=progress)
     return summary

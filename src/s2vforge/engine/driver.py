@@ -1,0 +1,107 @@
+"""The one driver: runs any stage (engine/stage.py) on any engine and assembles its tables.
+
+    run = run_stage(stage, items, dataset, engine=spec, progress=callback)
+
+1. stamp = hash of the stage's config() and the package version; the journal under
+   DATASET/.work/<stage>/ says which items are done with that stamp; those are skipped;
+2. the rest go to the engine (local process pool or Ray), which runs them in workers through
+   worker.StageHost (setup once, process, commit through the one writer);
+3. an item whose worker died gets the stage's error_output, committed here;
+4. every table is assembled from the journal parts of exactly this run's items, sorted by its
+   id column, written as DATASET/<table>.parquet with its declared schema; then the stage's
+   finalize() runs and its tables and files are written too;
+5. the summary (one shape for every stage, see `summary_of`) goes to DATASET/<stage>_run.json.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import writer
+from .journal import Journal, config_hash
+from .spec import EngineSpec
+from .stage import Final, Stage, StageRun
+
+MAX_ERRORS_LISTED = 1000
+
+
+def stage_stamp(stage: Stage) -> str:
+    from .. import __version__
+    return config_hash({"stage": stage.name, "config": stage.config(), "version": __version__})
+
+
+def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: EngineSpec | None = None,
+              progress: Callable[[dict], None] | None = None) -> tuple[StageRun, dict]:
+    """Run `stage` over `items` into `dataset`; returns the assembled run and its summary."""
+    t0 = time.perf_counter()
+    dataset = Path(dataset)
+    dataset.mkdir(parents=True, exist_ok=True)
+    spec = engine or EngineSpec()
+    stamp = stage_stamp(stage)
+    journal = Journal(dataset, stage.name, stamp, stage.tables)
+    journal.sweep()
+    keys = [stage.key(it) for it in items]
+    dup = [k for k, n in Counter(keys).items() if n > 1]
+    if dup:
+        raise ValueError(f"{stage.name}: {len(dup)} items share a key (first: {dup[0]}); keys must be unique")
+    todo, skipped = [], 0
+    for item, key in zip(items, keys):
+        if journal.is_done(key):
+            skipped += 1
+            if progress:
+                progress({**journal.meta(key), "resumed": True})
+        else:
+            todo.append(item)
+
+    def on_done(item: Any, meta: dict) -> None:
+        if progress:
+            progress(meta)
+
+    def on_crash(item: Any, exc: BaseException) -> dict:   # the worker died (OOM kill, a segfault)
+        out = stage.error_output(item, f"worker crashed while running {stage.name}: {type(exc).__name__}: {exc}")
+        return journal.commit(stage.key(item), out)
+
+    if spec.kind == "ray":
+        from .ray_engine import run_ray
+        run_ray(stage, todo, str(dataset), stamp, spec, on_done, on_crash)
+    else:
+        from .local import run_local
+        run_local(stage, todo, str(dataset), stamp, spec.workers, on_done, on_crash)
+
+    metas = {k: journal.meta(k) for k in keys}
+    tables = {name: journal.read(keys, name) for name in stage.tables}
+    run = StageRun(stage.name, dataset, keys, metas, tables, skipped)
+    for name in stage.published:
+        writer.write_parquet(tables[name], dataset / f"{name}.parquet")
+    final = stage.finalize(run)
+    for name, table in final.tables.items():
+        writer.write_parquet(table, dataset / f"{name}.parquet")
+        run.tables[name] = table
+    for rel, data in final.files.items():
+        writer.write_bytes(dataset / rel, data)
+    run.wall_s = round(time.perf_counter() - t0, 3)
+    summary = summary_of(stage, run, final)
+    writer.write_json(dataset / f"{stage.name}_run.json", {**stage.run_info(), "stage": stage.name,
+                                                            "config": stage.config(), "summary": summary})
+    return run, summary
+
+
+def summary_of(stage: Stage, run: StageRun, final: Final) -> dict:
+    """The summary every command prints: the same keys for every stage, then the stage's own."""
+    statuses = Counter(m.get("status", "ok") for m in run.metas.values())
+    unavailable: dict[str, str] = {}
+    errors = []
+    for key in sorted(run.metas):
+        m = run.metas[key]
+        unavailable.update(m.get("unavailable") or {})
+        if m.get("status", "ok") != "ok" and len(errors) < MAX_ERRORS_LISTED:
+            errors.append({"key": key, "status": m.get("status"), "error": m.get("error"),
+                           **({"path": m["path"]} if m.get("path") else {})})
+    return {"stage": stage.name, "dataset": str(run.dataset), "n_items": len(run.keys),
+            "n_ok": statuses.get("ok", 0), "n_error": statuses.get("error", 0),
+            "n_skipped_done": run.n_skipped_done, "statuses": dict(sorted(statuses.items())),
+            "unavailable": dict(sorted(unavailable.items())), "errors": errors, "wall_s": run.wall_s,
+            "tables": {name: run.tables[name].num_rows for name in sorted({*stage.published, *final.tables})},
+            **stage.summarize(run), **final.summary}
