@@ -102,9 +102,9 @@ def measure(name: str, corpus: Path, workers: int, recipe: str | None, repeats: 
     peak_mb = max(r[1] for r in runs) / 1024
     ds = WORK / f"ds_{name}"
     clips = pq.read_table(ds / "clips.parquet").to_pylist()
-    run = json.loads((ds / "run.json").read_text())
+    run = json.loads((ds / "curate_run.json").read_text())
     timings: dict[str, float] = {}
-    for m in (ds / ".work" / "parts").glob("*.json"):
+    for m in (ds / ".work" / "curate").glob("*.json"):
         for k, v in json.loads(m.read_text()).get("timings", {}).items():
             timings[k] = timings.get(k, 0.0) + v
     res = {"corpus": name, "videos": len(videos), "source_frames": n_frames,

@@ -65,7 +65,7 @@ def test_killed_run_resumes_to_identical_tables(small_corpus, fast_recipe, tmp_p
     assert run_curate([str(small_corpus["dir"])], ref, str(fast_recipe), 1, False, True) == 0
     ds = tmp_path / "killed"
     proc = _spawn_curate(small_corpus["dir"], ds, fast_recipe)
-    parts = ds / ".work" / "parts"
+    parts = ds / ".work" / "curate"
     deadline = time.time() + 120
     while time.time() < deadline and not (parts.exists() and list(parts.glob("*.json"))):
         time.sleep(0.05)

@@ -34,7 +34,7 @@ def _clips_of(demo, file_name):
 def test_demo_runs_clean(demo):
     assert demo["code"] == 0
     assert all(v["status"] == "ok" for v in demo["videos"].values())
-    run = json.loads((demo["ds"] / "run.json").read_text())
+    run = json.loads((demo["ds"] / "curate_run.json").read_text())
     # the aesthetic reference model is absent here: recorded, not crashed, not filtered on
     assert "aesthetic" in run["summary"]["unavailable"]
     assert all(c["score_aesthetic"] is None for c in demo["clips"])

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from s2vforge.engine.pool import call_with_local_inputs, run_pool
 from s2vforge.engine.shards import write_table_shards
-from s2vforge.engine.spec import DEFAULT_RESOURCES, EngineError, make_spec
+from s2vforge.engine.spec import EngineError, make_spec
+from s2vforge.engine.stage import Resources
 from s2vforge.inputs import expand_inputs, input_id
 from s2vforge.media.fetch import is_remote, local_copy, uri_fingerprint
 from s2vforge.schema import content_fingerprint, video_id_for
@@ -49,32 +49,35 @@ def test_memory_uris_keep_content_ids_and_reach_stages_as_local_files(memfs, cor
     man = expand_inputs(["memory://bucket/manifest.csv"])
     assert man[0]["path"] == "memory://bucket/videos/astro.mp4" and man[0]["caption"] == "an astronaut"
     assert man[1].get("missing") is True
+    from s2vforge.engine.worker import _with_local_inputs
     seen = {}
 
-    def stage(item, tag):
+    def stage(item):
         seen[item["uri"]] = (item["path"], open(item["path"], "rb").read() == (corpus / item["uri"].rsplit("/", 1)[1]).read_bytes())
-        return tag
+        return "ok"
 
-    results = []
-    run_pool(stage, items, ("ok",), 1, on_done=lambda it, r: results.append((it["path"], r)), on_crash=None)
-    assert results == [(it["path"], "ok") for it in items]          # callbacks see the original URI item
+    assert [_with_local_inputs(it, stage) for it in items] == ["ok", "ok"]
     assert all(ok for _, ok in seen.values())
     assert all(not __import__("os").path.exists(p) for p, _ in seen.values())   # temp copies removed
 
 
 def test_local_copy_passes_local_paths_through(corpus):
+    from s2vforge.engine.worker import _with_local_inputs
     p = str(corpus / "astro.mp4")
     with local_copy(p) as a, local_copy((corpus / "astro.mp4").as_uri()) as b:
         assert a == p and b == p
-    assert call_with_local_inputs({"path": p}, lambda it, k: (it["path"], k), 3) == (p, 3)
+    assert _with_local_inputs({"path": p}, lambda it: it["path"]) == p
 
 
 def test_engine_spec_resources_merge_and_validate():
     spec = make_spec("ray", "auto", 4, {"resources": {"subjects": {"num_gpus": 0.25, "batch_size": 8}}})
-    sub = spec.stage_resources("subjects")
+    from s2vforge.stages.subjects.pipeline import SubjectsStage
+    sub = spec.stage_resources("subjects", SubjectsStage.resources)    # the stage declares an actor pool
     assert sub["num_gpus"] == 0.25 and sub["batch_size"] == 8 and sub["actors"] == 4 and sub["num_cpus"] == 1
     assert spec.stage_resources("curate")["actors"] == 0 == spec.stage_resources("unknown")["actors"]
-    assert spec.stage_resources("pairs_embed")["batch_size"] == DEFAULT_RESOURCES["pairs_embed"]["batch_size"]
+    declared = Resources(num_cpus=2, actors="auto", batch_size=16)       # a stage's declaration, recipe silent
+    assert spec.stage_resources("pairs", declared) == {"num_cpus": 2, "num_gpus": 0.0, "memory": None, "actors": 4,
+                                                       "batch_size": 16, "max_retries": 2}
     with pytest.raises(EngineError, match="unknown keys"):
         make_spec("ray", None, 1, {"resources": {"subjects": {"gpus": 1}}})
     with pytest.raises(EngineError, match="only applies"):

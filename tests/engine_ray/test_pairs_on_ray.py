@@ -22,7 +22,7 @@ def test_pairs_on_ray_match_local(ray_session, tmp_path):
     a = run_pairs(local, recipe, workers=1)
     seen = []
     b = run_pairs(ray, recipe, workers=2, engine=make_spec("ray", None, 2, recipe), progress=seen.append)
-    assert a["n_clip_errors"] == b["n_clip_errors"] == 0
+    assert a["n_error"] == b["n_error"] == 0
     assert len(seen) == b["n_clips"] == a["n_clips"] > 0
     ta, tb = pq.read_table(local / "pairs.parquet"), pq.read_table(ray / "pairs.parquet")
     assert ta.num_rows > 0 and ta.equals(tb)

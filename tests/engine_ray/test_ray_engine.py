@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from s2vforge.cli import run_curate
-from s2vforge.engine.pool import run_pool
 from s2vforge.engine.spec import make_spec
 
 
@@ -45,13 +44,13 @@ def test_curate_on_ray_writes_the_local_tables(ray_ds, local_ds):
 
 def test_rerun_on_ray_skips_finished_videos(ray_ds, recipe, corpus, tmp_path):
     ds = copy_dataset(ray_ds, tmp_path / "ds")
-    parts = ds / ".work" / "parts"
+    parts = ds / ".work" / "curate"
     markers = sorted(parts.glob("v*.json"))
     assert len(markers) == 3
     markers[0].unlink()                      # as if the run had been killed before this video finished
     before = {p.name: p.stat().st_mtime_ns for p in markers[1:]}
     assert run_curate([str(corpus)], ds, str(recipe), 2, True, True, engine="ray") == 0
-    run = json.loads((ds / "run.json").read_text())["summary"]
+    run = json.loads((ds / "curate_run.json").read_text())["summary"]
     assert run["n_skipped_done"] == 2 and run["n_ok"] == 3
     assert {p.name: p.stat().st_mtime_ns for p in markers[1:]} == before
     assert markers[0].exists()
@@ -68,7 +67,7 @@ def test_subjects_on_ray_match_local(ray_session, local_ds, recipe, tmp_path):
     seen = []
     sb = run_subjects(b, rec, workers=2, progress=seen.append, engine=make_spec("ray", None, 2, rec))
     assert len(seen) == sb["n_clips"] == sa["n_clips"] >= 3
-    assert sb["n_clip_errors"] == 0 and sb["n_kept"] == sa["n_kept"] > 0
+    assert sb["n_error"] == 0 and sb["n_kept"] == sa["n_kept"] > 0
     _same_table(a / "subjects.parquet", b / "subjects.parquet")
     for r in pq.read_table(b / "subjects.parquet").to_pylist():
         if r["crop_path"]:
@@ -77,27 +76,22 @@ def test_subjects_on_ray_match_local(ray_session, local_ds, recipe, tmp_path):
 
 @pytest.mark.parametrize("actors", [0, 1])
 def test_a_dying_worker_becomes_an_error_row_and_the_rest_finish(ray_session, tmp_path, actors):
+    """The probe stage (tests/engine/probe_stage.py) on Ray tasks and actors: a raise is the
+    stage's error row, a worker that dies is the driver's crash row, the rest finish once."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+    from probe_stage import ProbeStage
+    from s2vforge.engine.driver import run_stage
+    from ray import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules["probe_stage"])   # Ray workers cannot import tests/
     spec = make_spec("ray", None, 2, {"resources": {"probe": {"actors": actors, "max_retries": 0}}})
-    def probe(item: str, out_dir: str) -> dict:
-        """Test-only stage (nested, so Ray ships it by value): dies hard on 'boom', raises on 'raise'."""
-        import os as _os
-        if item == "boom":
-            _os._exit(7)
-        if item == "raise":
-            raise ValueError("bad item")
-        Path(out_dir, item).write_text(str(_os.getpid()))
-        return {"item": item, "status": "ok"}
-
-    done, crashed = {}, {}
-
-    def on_crash(item, exc):
-        crashed[item] = f"{type(exc).__name__}: {exc}"
-        return {"item": item, "status": "error", "error": crashed[item]}
-
     items = ["a", "boom", "b", "raise", "c", "d"]
-    run_pool(probe, items, (str(tmp_path),), 2, on_done=lambda it, r: done.__setitem__(it, r), on_crash=on_crash,
-             engine=spec, stage="probe")
-    assert set(done) == set(items)
-    assert {k for k, v in done.items() if v["status"] == "ok"} == {"a", "b", "c", "d"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "d"]
-    assert crashed["boom"].startswith("WorkerCrashed") and crashed["raise"] == "StageError: ValueError: bad item"
+    _, summary = run_stage(ProbeStage(), items, tmp_path, engine=spec)
+    rows = {r["item"]: r for r in pq.read_table(tmp_path / "probe.parquet").to_pylist()}
+    assert set(rows) == set(items)
+    assert {k for k, r in rows.items() if r["status"] == "ok"} == {"a", "b", "c", "d"}
+    assert sorted(p.name for p in (tmp_path / "probe").iterdir()) == [f"{k}-v1.txt" for k in "abcd"]
+    assert "WorkerCrashed" in rows["boom"]["value"] and "ValueError: bad item" in rows["raise"]["value"]
+    assert summary["n_error"] == 2
+    if actors:   # each actor ran setup() once, however many items it took
+        assert all(r["setups"] == 1 for r in rows.values() if r["status"] == "ok")

@@ -93,7 +93,8 @@ def _face_box(rgb: np.ndarray, region: list[int]) -> list[int] | None:
 def build_dataset(root: Path) -> Path:
     """Write the dataset described in the module doc under root/ds; returns its path."""
     from s2vforge.schema import VIDEO_SCHEMA, clip_schema, table_from_rows
-    from s2vforge.stages.subjects.pipeline import SUBJECT_SCHEMA, subject_id_for, write_png_atomic
+    from s2vforge.engine.writer import write_bytes
+    from s2vforge.stages.subjects.pipeline import SUBJECT_SCHEMA, png_bytes, subject_id_for
     from s2vforge.stages.subjects.rle import mask_to_rle
 
     ds = root / "ds"
@@ -132,7 +133,7 @@ def build_dataset(root: Path) -> Path:
                 mask[b[1]:b[3], b[0]:b[2]] = True
                 sid = subject_id_for(clip_id, fi, cat, b, phrase)
                 rgba = np.dstack([rgb[b[1]:b[3], b[0]:b[2]], np.full((b[3] - b[1], b[2] - b[0]), 255, np.uint8)])
-                write_png_atomic(ds / "subjects" / f"{sid}.png", rgba)
+                write_bytes(ds / "subjects" / f"{sid}.png", png_bytes(rgba))
                 subjects.append({"subject_id": sid, "clip_id": clip_id, "video_id": video_id, "group_id": group_id,
                                  "frame_idx": fi, "time_s": fi / FPS, "phrase": phrase, "category": cat, "bbox": b,
                                  "mask_rle": json.dumps(mask_to_rle(mask), sort_keys=True),

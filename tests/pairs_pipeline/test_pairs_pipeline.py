@@ -8,7 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from s2vforge.stages.pairs.pipeline import DEFAULT_PAIRS, PAIR_SCHEMA, embed_clip, pairs_config, run_pairs
+from s2vforge.recipes import load_recipe
+from s2vforge.schema import PAIR_SCHEMA
+from s2vforge.stages.pairs.clipembed import embed_clip
+from s2vforge.stages.pairs.pipeline import pairs_config, run_pairs
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +111,7 @@ def test_clusters_and_run_json(paired):
     cl = run["summary"]["clusters"]
     # astronaut A1+A2 (6), astronaut B1 (3), Grace (3), cup (9)
     assert cl["n_clusters"] == 4 and cl["largest"] == 9
-    assert run["pairs"]["bounds"]["face"] == DEFAULT_PAIRS["bounds"]["face"]
+    assert run["pairs"]["bounds"]["face"] == load_recipe(None)["pairs"]["bounds"]["face"]    # the YAML's
     assert pq.read_schema(ds / "pairs.parquet").equals(PAIR_SCHEMA)
     assert (ds / "index" / "face" / "index.faiss").exists() and summary["banks"]["face"]["size"] == 12
 
@@ -117,7 +120,7 @@ def test_resume_after_losing_table_and_a_part(paired, tmp_path):
     ds = _copy(paired[0], tmp_path)
     before = pq.read_table(ds / "pairs.parquet")
     (ds / "pairs.parquet").unlink()
-    (ds / ".work" / "pairs" / "A1.parquet").unlink()        # its marker stays: the part must be redone
+    (ds / ".work" / "pairs" / "A1.embeddings.parquet").unlink()   # its marker stays: the part must be redone
     s = run_pairs(ds, {})
     assert s["n_skipped_done"] == 4
     after = pq.read_table(ds / "pairs.parquet")
@@ -157,13 +160,7 @@ def test_cli_json_and_report(paired, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from s2vforge.stages.pairs.cli import register
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop():   # a second command keeps typer from collapsing the app into `pair` itself
-        pass
+    from s2vforge.cli import app
     ds = _copy(paired[0], tmp_path)
     res = CliRunner().invoke(app, ["pair", str(ds), "--json", "--quiet"])
     assert res.exit_code == 0, res.output

@@ -52,7 +52,7 @@ def test_table_schema_ids_and_every_clip_has_rows(run):
     clips = {c["clip_id"] for c in pq.read_table(run["ds"] / "clips.parquet").to_pylist() if c["keep"]}
     assert set(t.column("clip_id").to_pylist()) == clips and len(clips) == 4
     s = run["summary"]
-    assert s["n_clips"] == 4 and s["n_clip_errors"] == 0 and s["n_kept"] == sum(t.column("keep").to_pylist())
+    assert s["n_clips"] == 4 and s["n_error"] == 0 and s["n_kept"] == sum(t.column("keep").to_pylist())
     assert s["detectors"]["face"] == "mediapipe-blazeface"
     assert json.loads((run["ds"] / "subjects_run.json").read_text())["summary"]["n_kept"] == s["n_kept"]
 
@@ -126,7 +126,8 @@ def test_unreadable_clip_becomes_a_verdict_row(run, tmp_path):
     bad.write_bytes(b"not a video" * 100)
     clip = {"clip_id": "vbad-0000000-0000050", "video_id": "vbad", "group_id": None, "start_s": 0.0, "end_s": 2.0,
             "start_frame": 0, "end_frame": 50, "path": str(bad), "caption": "A dog.", "crop": [0, 0, 10, 10]}
-    rows, meta = process_clip(clip, None, subjects_config(run["recipe"]), tmp_path)
+    rows, meta, crops = process_clip(clip, None, subjects_config(run["recipe"]), tmp_path)
+    assert crops == {}
     assert meta["status"] == "error" and len(rows) == 1
     assert rows[0]["category"] == "none" and rows[0]["checks"][0].startswith("clip_unreadable: clip file: cannot open")
     assert "source video missing" in rows[0]["checks"][0]
@@ -151,8 +152,12 @@ def test_rerun_skips_finished_clips_and_resume_rebuilds_identical_tables(run):
     assert not list(ds.rglob(".*.tmp"))
     # a changed subjects recipe is not mistaken for finished work
     changed = {**run["recipe"], "subjects": {**run["recipe"]["subjects"], "boxes": {"min_side_px": 96}}}
-    from s2vforge.stages.subjects.pipeline import SubjectParts, config_hash
-    assert not SubjectParts(ds, config_hash(subjects_config(changed))).is_done(astro)
+    from s2vforge.engine.driver import stage_stamp
+    from s2vforge.engine.journal import Journal
+    from s2vforge.stages.subjects.pipeline import SubjectsStage
+    stage = SubjectsStage(changed)
+    assert not Journal(ds, "subjects", stage_stamp(stage), stage.tables).is_done(astro)
+    assert Journal(ds, "subjects", stage_stamp(SubjectsStage(run["recipe"])), stage.tables).is_done(astro)
 
 
 def test_report_section_shows_crops_and_verdicts(run):

@@ -14,13 +14,14 @@
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import writer
-from .journal import Journal, config_hash
+from .journal import WORK_DIR, Journal, config_hash
 from .spec import EngineSpec
 from .stage import Final, Stage, StageRun
 
@@ -42,6 +43,10 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
     stamp = stage_stamp(stage)
     journal = Journal(dataset, stage.name, stamp, stage.tables)
     journal.sweep()
+    for sub in stage.file_dirs:      # what a killed run was writing is never complete: remove it
+        writer.sweep_tmp(dataset / sub)
+    for scratch in (dataset / WORK_DIR / "tmp").glob(f"{stage.name}-*"):
+        shutil.rmtree(scratch, ignore_errors=True)
     keys = [stage.key(it) for it in items]
     dup = [k for k, n in Counter(keys).items() if n > 1]
     if dup:

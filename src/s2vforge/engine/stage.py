@@ -85,6 +85,7 @@ class Stage:
     name: ClassVar[str] = ""
     tables: ClassVar[dict[str, TableSpec]] = {}
     published: ClassVar[tuple[str, ...]] = ()     # which of `tables` become DATASET/<name>.parquet
+    file_dirs: ClassVar[tuple[str, ...]] = ()     # dataset folders its files go to (swept of a killed run's .tmp)
     resources: ClassVar[Resources] = Resources()
 
     def config(self) -> dict:

@@ -52,6 +52,7 @@ class CurateStage(Stage):
     by `assign_ids` (content ids; repeats marked duplicate, absent files missing)."""
     name = "curate"
     published = ("videos", "clips")
+    file_dirs = ("clips", "thumbs")
     resources = Resources(num_cpus=1, actors=0)
 
     def __init__(self, recipe: dict) -> None:
@@ -337,7 +338,7 @@ class _ClipContext:
         crop_cfg = self.recipe["crop"]
         if crop_cfg.get("enabled", True):
             t_crop = time.perf_counter()
-            res = detect_crop(frames, ocr=bool(crop_cfg.get("ocr", True)), ocr_frames=int(crop_cfg.get("ocr_frames", 3)))
+            res = detect_crop(frames, crop_cfg)
             frames.crop = tuple(res.crop)
             self.timings["crop"] = self.timings.get("crop", 0.0) + time.perf_counter() - t_crop
             out.update(res.as_record())

@@ -348,6 +348,7 @@ class SubjectsStage(Stage):
     name = "subjects"
     tables = {"subjects": TableSpec(SUBJECT_SCHEMA, "subject_id")}
     published = ("subjects",)
+    file_dirs = (CROPS_DIR,)
     resources = Resources(num_cpus=1, actors="auto")
 
     def __init__(self, recipe: dict | None) -> None:
