@@ -466,9 +466,8 @@ def _crop_png(path: Path, frame: np.ndarray, mask: np.ndarray, box) -> None:
     from PIL import Image
     x0, y0, x1, y1 = box
     rgba = np.dstack([frame[y0:y1, x0:x1], np.where(mask[y0:y1, x0:x1], 255, 0).astype(np.uint8)])
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(rgba, "RGBA").save(tmp)
-    tmp.replace(path)
+    from ..engine.writer import atomic_write
+    atomic_write(path, lambda tmp: Image.fromarray(rgba, "RGBA").save(tmp, format="PNG"))
 
 
 def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None = None, scale: str = "small") -> dict:

@@ -8,12 +8,12 @@ The shard folder is replaced as a whole: stale parts of an earlier, larger run n
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .writer import replace_dir
 
 
 def shard_table(table: pa.Table, rows_per_shard: int) -> list[pa.Table]:
@@ -41,16 +41,11 @@ def write_shards(table: pa.Table, dest: str | Path, rows_per_shard: int) -> list
             out.append(f"{str(dest).rstrip('/')}/{name}")
         return out
     dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, part in zip(names, parts):
-        pq.write_table(part, tmp / name)
-    old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+
+    def build(tmp: Path) -> None:
+        for name, part in zip(names, parts):
+            pq.write_table(part, tmp / name)
+    replace_dir(build, dest)
     return [str(dest / n) for n in names]
 
 

@@ -62,6 +62,24 @@ def move_file(src: Path, path: Path) -> None:
         Path(src).unlink(missing_ok=True)
 
 
+def replace_dir(build: Callable[[Path], None], dest: Path) -> None:
+    """Build a folder with build(tmp_dir) and swap it in for `dest` as a whole (no stale files)."""
+    dest = Path(dest)
+    tmp = tmp_name(dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = tmp_name(dest)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def sweep_tmp(directory: Path, recursive: bool = False) -> int:
     """Remove the temporary files a killed run left in `directory`; returns how many."""
     directory = Path(directory)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ..engine.writer import write_bytes
 from ..reasons import Code, group_of
 
 MAX_THUMBS = 48
@@ -140,7 +141,5 @@ def write_report(dataset: str | Path) -> Path:
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>s2vforge report</title><style>{CSS}</style>" \
            f"</head><body>{body}</body></html>"
     out = dataset / "report.html"
-    tmp = out.with_name(".report.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_bytes(out, page.encode("utf-8"))
     return out

@@ -1,6 +1,7 @@
 """`s2vforge eval` and `s2vforge leaderboard`: the OpenS2V-Eval commands.
 
-Exit codes: 0 all requested work done; 1 something could not be computed (a metric
+The same conventions as the stage commands (clikit.py): --json prints the whole result on
+stdout, errors are one escaped line. Exit codes: 0 all requested work done; 1 something could not be computed (a metric
 unavailable here, videos missing or failing, a leaderboard row that does not add up);
 2 bad input (unknown domain/metric, missing folder or file).
 """
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
@@ -91,16 +93,16 @@ def _print_summary(res: dict) -> None:
     t.add_row("[bold]total[/bold]", "1.00", f"[bold]{total}[/bold]", "")
     err.print(t)
     for k, why in res["missing_metrics"].items():
-        err.print(f"[yellow]missing[/yellow] {k}: {why}")
+        err.print(f"[yellow]missing[/yellow] {escape(str(k))}: {escape(str(why))}")
     for key, si in res.get("stand_ins", {}).items():
         norm = "" if si["normalised"] is None else f", normalised {si['normalised'] * 100:.2f}%"
         raw = "–" if si["raw_mean"] is None else f"{si['raw_mean']:.4g}"
         err.print(f"[cyan]stand-in[/cyan] {key}: raw mean {raw}{norm}")
     for issue in res["issues"]:
         if not any(issue.startswith(f"{k}:") for k in res["missing_metrics"]):
-            err.print(f"[yellow]issue:[/yellow] {issue}")
+            err.print(f"[yellow]issue:[/yellow] {escape(str(issue))}")
     for note in res.get("notes", []):
-        err.print(f"[cyan]note:[/cyan] {note}")
+        err.print(f"[cyan]note:[/cyan] {escape(str(note))}")
 
 
 def eval_command(
@@ -138,12 +140,12 @@ def eval_command(
     from .scoring import ScoringError
 
     if benchmark.lower().replace("-", "") not in ("opens2v", "opens2veval"):
-        err.print(f"[red]error:[/red] unknown benchmark {benchmark!r}; available: opens2v")
+        err.print(f"[red]error:[/red] unknown benchmark {escape(repr(benchmark))}; available: opens2v")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         opts = parse_options(option)
     except typer.BadParameter as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(EXIT_BAD_INPUT)
     judge = {"base_url": judge_url, "model": judge_model, "api_key_env": judge_key_env}
     for k, v in judge.items():
@@ -159,13 +161,13 @@ def eval_command(
                            metric_options=opts, eval_json=eval_json, model_name=model_name,
                            include_stand_ins=include_stand_ins, progress=on_event)
     except (EvalError, SamplesError, ScoringError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(EXIT_BAD_INPUT)
     if as_json:
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
     elif not quiet:
         _print_summary(res)
-        err.print(f"results: {Path(out) / 'results.json'}; per-video values: {Path(out) / 'raw'}")
+        err.print(escape(f"results: {Path(out) / 'results.json'}; per-video values: {Path(out) / 'raw'}"))
     raise typer.Exit(EXIT_INCOMPLETE if res["issues"] else EXIT_OK)
 
 
@@ -215,7 +217,7 @@ def leaderboard_command(
         elif out is None:
             sys.stdout.write(render_markdown(rows, ver, dom))
     except (LeaderboardError, ScoringError, FileNotFoundError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...backends.errors import BackendUnavailable
+from ...engine.writer import write_bytes
 from . import scoring
 from .metrics.base import Sample, Video
 from .samples import load_samples
@@ -230,11 +231,8 @@ class RawStore:
         return rows, dirty
 
     def rewrite(self, rows: Iterable[dict]) -> None:
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, self.path)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        write_bytes(self.path, text.encode("utf-8"))
 
     def append(self, row: dict) -> None:
         if self._fh is None:
@@ -249,9 +247,7 @@ class RawStore:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8"))
 
 
 def _json_default(o: Any) -> Any:
