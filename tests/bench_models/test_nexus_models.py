@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2vforge.backends.detection import Detections, cxcywh_to_xyxy, load_detector, nms_xyxy, postprocess
+from s2vforge.backends.boxes import nms
+from s2vforge.backends.detection import Detections, cxcywh_to_xyxy, load_detector, postprocess
 from s2vforge.backends.errors import BackendUnavailable, ModelNotFound
 from s2vforge.bench.opens2v.metrics.base import Sample
 from s2vforge.bench.opens2v.metrics.nexus import (NexusScore, crop_box, nexus_from_similarities,
@@ -16,7 +17,7 @@ from .conftest import read_frames, video_with_frames
 def test_nms_and_official_postprocess_order():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 9]], np.float32)
     scores = np.array([0.9, 0.8, 0.55, 0.4], np.float32)
-    assert list(nms_xyxy(boxes, scores, 0.7)) == [0, 2]          # IoU(0,1)=0.81, IoU(0,3)=0.9 suppressed
+    assert list(nms(boxes, scores, 0.7)) == [0, 2]          # IoU(0,1)=0.81, IoU(0,3)=0.9 suppressed
     det = postprocess(boxes, scores, score_thr=0.5, nms_iou=0.7)
     np.testing.assert_allclose(det.scores, [0.9, 0.55])
     # NMS happens before the threshold: a suppressed box never resurfaces, a low one is dropped after

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendUnavailable, ModelNotFound
-from .hf import quiet_transformers, resolve_torch_dtype
+from .hf import import_first, quiet_transformers, resolve_torch_dtype
 from .paths import find_model_dir, model_search_dirs
 
 CLIP_HF_REPO = "openai/clip-vit-large-patch14"
@@ -99,10 +99,8 @@ def load_mlp_state(path: str | os.PathLike) -> dict:
 def _clip_image_processor(clip_dir: Path):
     """CLIP preprocessing (shortest side 224 bicubic, centre crop, OpenAI mean/std) with the
     PIL backend, as the original predictor used; defaults if the dir has no processor config."""
-    try:
-        from transformers import CLIPImageProcessorPil as processor_cls
-    except ImportError:  # transformers 4.x
-        from transformers import CLIPImageProcessor as processor_cls
+    processor_cls = import_first("CLIP image processor (PIL)", "transformers:CLIPImageProcessorPil",
+                                 "transformers:CLIPImageProcessor")        # 5.x name, then 4.x
     if (clip_dir / "preprocessor_config.json").is_file():
         return processor_cls.from_pretrained(str(clip_dir))
     return processor_cls()

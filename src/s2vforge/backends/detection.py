@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .boxes import nms
 from .errors import BackendUnavailable
 from .hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype
 from .paths import find_model_dir
@@ -59,33 +60,13 @@ class OpenVocabDetector(Protocol):
     def detect(self, image: np.ndarray, *, text: str | None = None, prompt_image: np.ndarray | None = None) -> Detections: ...
 
 
-def nms_xyxy(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
-    """Greedy class-agnostic NMS (torchvision.ops.nms semantics: continuous areas, IoU > thr suppressed)."""
-    boxes = np.asarray(boxes, np.float64)
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
-        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
-        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
-        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
-        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
-        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-        order = rest[iou <= iou_thr]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def postprocess(boxes: np.ndarray, scores: np.ndarray, score_thr: float = SCORE_THR, nms_iou: float = NMS_IOU,
                 max_boxes: int = MAX_BOXES) -> Detections:
     """The official order: NMS, then score > thr, then the top `max_boxes` by score."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
     if scores.size:
-        keep = nms_xyxy(boxes, scores, nms_iou)
+        keep = nms(boxes, scores, nms_iou, convention="torchvision")
         boxes, scores = boxes[keep], scores[keep]
         m = scores > score_thr
         boxes, scores = boxes[m], scores[m]

@@ -35,6 +35,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .boxes import nms
 from .errors import BackendUnavailable, ModelNotFound
 from .paths import model_search_dirs
 
@@ -137,25 +138,6 @@ def detect_largest_with_retry(detector: FaceDetector, image_rgb: np.ndarray) -> 
     return Face(bbox=face.bbox - np.tile(shift, 2), score=face.score, kps=kps)
 
 
-def nms_insightface(dets: np.ndarray, thresh: float) -> list[int]:
-    """Greedy NMS over (N, 5) [x1, y1, x2, y2, score] sorted by score, with insightface's +1 areas."""
-    x1, y1, x2, y2, scores = dets.T
-    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = scores.argsort()[::-1]
-    keep: list[int] = []
-    while order.size > 0:
-        i = order[0]
-        keep.append(int(i))
-        xx1 = np.maximum(x1[i], x1[order[1:]])
-        yy1 = np.maximum(y1[i], y1[order[1:]])
-        xx2 = np.minimum(x2[i], x2[order[1:]])
-        yy2 = np.minimum(y2[i], y2[order[1:]])
-        inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
-        ovr = inter / (areas[i] + areas[order[1:]] - inter)
-        order = order[np.where(ovr <= thresh)[0] + 1]
-    return keep
-
-
 def letterbox_top_left(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """insightface SCRFD.detect: keep aspect, resize into (w, h), paste top-left on black."""
     import cv2
@@ -245,8 +227,7 @@ class ScrfdDetector:
         boxes = boxes / scale
         kps = None if kps is None else kps / scale
         order = scores.argsort()[::-1]
-        dets = np.hstack([boxes, scores[:, None]])[order]
-        keep = nms_insightface(dets, self.nms_iou)
+        keep = nms(boxes[order], scores[order], self.nms_iou, convention="insightface")
         faces = []
         for k in keep:
             j = order[k]

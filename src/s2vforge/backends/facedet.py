@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .boxes import nms as nms_boxes
 from .errors import BackendUnavailable, ModelNotFound
 
 MEDIAPIPE_MIN_SCORE = 0.5    # mediapipe FaceDetection min_detection_confidence default
@@ -47,11 +48,11 @@ def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
 
 
 def nms(dets: list[Detection], iou_thr: float) -> list[Detection]:
-    """Greedy NMS over Detections (highest score first), via detection.nms_xyxy."""
+    """Greedy NMS over Detections (highest score first), boxes.nms with torchvision's convention."""
     if len(dets) <= 1:
         return list(dets)
-    from .detection import nms_xyxy
-    keep = nms_xyxy(np.array([d.box for d in dets], np.float64), np.array([d.score for d in dets]), iou_thr)
+    keep = nms_boxes(np.array([d.box for d in dets], np.float64), np.array([d.score for d in dets]), iou_thr,
+                     convention="torchvision")
     return [dets[i] for i in keep]
 
 

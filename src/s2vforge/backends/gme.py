@@ -36,7 +36,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import BackendUnavailable
-from .hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype  # noqa: F401 (re-exported)
+from .hf import import_first, quiet_transformers, require_torch_transformers, resolve_torch_dtype  # noqa: F401 (re-exported)
 from .paths import find_model_dir
 
 # OpenS2V-Eval get_gmescore.py / get_nexusscore.py: the query instruction for text.
@@ -106,17 +106,13 @@ def _qwen2vl_image_processor(model_dir: Path, min_pixels: int, max_pixels: int, 
     """The PIL ("slow") Qwen2-VL image processor by default, as the 2024 GME release used (it also
     works without torchvision). `fast=True` takes the torchvision one, which can run on the GPU
     (bicubic resize in torch: embeddings differ slightly from the PIL path)."""
-    cls = None
-    if fast:
-        try:
-            from transformers import Qwen2VLImageProcessorFast as cls          # transformers 4.x
-        except ImportError:
-            from transformers import Qwen2VLImageProcessor as cls              # 5.x: torchvision backend
-    if cls is None:
-        try:
-            from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as cls
-        except ImportError:  # transformers 4.x: the default class is the PIL one
-            from transformers import Qwen2VLImageProcessor as cls
+    if fast:    # transformers 4.x name, then 5.x (where the default class is the torchvision one)
+        cls = import_first("Qwen2-VL image processor (torchvision)", "transformers:Qwen2VLImageProcessorFast",
+                           "transformers:Qwen2VLImageProcessor")
+    else:       # transformers 5.x name, then 4.x (where the default class is the PIL one)
+        cls = import_first("Qwen2-VL image processor (PIL)",
+                           "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl:Qwen2VLImageProcessorPil",
+                           "transformers:Qwen2VLImageProcessor")
     if (model_dir / "preprocessor_config.json").is_file():
         return cls.from_pretrained(str(model_dir), min_pixels=min_pixels, max_pixels=max_pixels)
     return cls(min_pixels=min_pixels, max_pixels=max_pixels)
@@ -303,10 +299,8 @@ class ClipEmbedder:
         root = find_model_dir(local, repo, explicit=model_dir, model_label=f"CLIP stand-in for GME ({repo} or any CLIPModel dir)")
         require_torch_transformers("CLIP stand-in (torch + transformers)")
         from transformers import AutoTokenizer, CLIPModel
-        try:
-            from transformers import CLIPImageProcessorPil as ip_cls
-        except ImportError:  # transformers 4.x
-            from transformers import CLIPImageProcessor as ip_cls
+        ip_cls = import_first("CLIP image processor (PIL)", "transformers:CLIPImageProcessorPil",
+                              "transformers:CLIPImageProcessor")            # 5.x name, then 4.x
         torch_dtype = resolve_torch_dtype(dtype, device)
         with quiet_transformers():
             model = CLIPModel.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 from .errors import BackendUnavailable
 
@@ -13,6 +14,23 @@ def require_torch_transformers(what: str) -> None:
         import transformers  # noqa: F401
     except ImportError as exc:  # pragma: no cover - the extra is installed in CI
         raise BackendUnavailable(what, [], f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
+
+
+def import_first(what: str, *candidates: str):
+    """The first of `candidates` ("module:Name", e.g. a transformers 5.x class name before its 4.x
+    one) that imports, as `from module import Name` would. When none does: BackendUnavailable
+    naming `what` with every candidate's import error, so no failure is lost."""
+    errors = []
+    for cand in candidates:
+        module, _, name = cand.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except AttributeError:          # what `from module import name` reports as ImportError
+            errors.append(f"{cand}: cannot import name {name!r} from {module!r}")
+        except ImportError as exc:
+            errors.append(f"{cand}: {type(exc).__name__}: {exc}")
+    raise BackendUnavailable(what, [], f"None of its transformers classes imports ({'; '.join(errors)}). "
+                                       "Install the reference extra: pip install 's2vforge[reference]'.")
 
 
 def resolve_torch_dtype(dtype, device: str, cuda_default: str = "bfloat16"):

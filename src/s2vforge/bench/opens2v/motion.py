@@ -45,8 +45,8 @@ class MotionStats:
 
 def iter_rgb_frames(video_path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Every decoded frame as HxWx3 uint8 RGB, streamed (PyAV rgb24)."""
-    import av
-    with av.open(str(video_path)) as container:
+    from ...media.decode import av_open
+    with av_open(video_path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):

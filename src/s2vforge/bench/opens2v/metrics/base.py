@@ -33,8 +33,8 @@ class Video:
 
     @cached_property
     def frames(self) -> np.ndarray:          # (T, H, W, 3) uint8 RGB
-        import av
-        with av.open(str(self.path)) as c:
+        from ....media.decode import av_open
+        with av_open(self.path) as c:
             return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
     @property
