@@ -96,7 +96,8 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
 def summary_of(stage: Stage, run: StageRun, final: Final) -> dict:
     """The summary every command prints: the same keys for every stage, then the stage's own."""
     statuses = Counter(m.get("status", "ok") for m in run.metas.values())
-    unavailable: dict[str, str] = {}
+    extra = dict(final.summary)
+    unavailable: dict[str, str] = dict(extra.pop("unavailable", None) or {})   # what finalize could not use
     errors = []
     for key in sorted(run.metas):
         m = run.metas[key]
@@ -109,4 +110,4 @@ def summary_of(stage: Stage, run: StageRun, final: Final) -> dict:
             "n_skipped_done": run.n_skipped_done, "statuses": dict(sorted(statuses.items())),
             "unavailable": dict(sorted(unavailable.items())), "errors": errors, "wall_s": run.wall_s,
             "tables": {name: run.tables[name].num_rows for name in sorted({*stage.published, *final.tables})},
-            **stage.summarize(run), **final.summary}
+            **stage.summarize(run), **extra}

@@ -197,7 +197,7 @@ def build_pairs(run: StageRun, cfg: dict, bank_dirs: Sequence[Path], state: dict
                    n_kept=sum(1 for r in rows if r["keep"]),
                    embedders={c: _embedder_name(c, cfg, state) for c in sorted({i.category for i in instances})})
     if unavailable:
-        summary["unavailable_in_finalize"] = unavailable
+        summary["unavailable"] = unavailable
     return table, summary
 
 
