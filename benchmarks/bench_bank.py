@@ -36,7 +36,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from pairs_bank.synth import clustered_vectors, fresh_queries  # noqa: E402
 
+from s2vforge.recipes import load_recipe  # noqa: E402
 from s2vforge.stages.pairs.bank import IdentityBank, recall_at_k, set_faiss_threads  # noqa: E402
+
+BANK = load_recipe(None)["pairs"]["bank"]      # the default recipe's bank options (tuning targets)
 
 
 def _ids(n: int, prefix: str = "s") -> list[str]:
@@ -48,8 +51,8 @@ def bench_kind(kind: str, x, q, extra, repeats: int, hnsw_m: int) -> tuple[dict,
     ids = _ids(n)
     builds = []
     for rep in range(repeats if n <= 100_000 else 1):
-        bank = IdentityBank.create(Path(tempfile.mkdtemp()) / kind, dim, embedder="synthetic", index=kind,
-                                   exact_max=0 if kind != "flat" else n, hnsw_m=hnsw_m)
+        bank = IdentityBank.create(Path(tempfile.mkdtemp()) / kind, dim, embedder="synthetic",
+                                   **{**BANK, "index": kind, "exact_max": 0 if kind != "flat" else n, "hnsw_m": hnsw_m})
         t, c = time.perf_counter(), time.process_time()
         bank.add(ids, x)
         builds.append((time.perf_counter() - t, time.process_time() - c))

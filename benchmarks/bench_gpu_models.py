@@ -674,7 +674,7 @@ def parse_args(argv=None):
     p.add_argument("--boxes-per-frame", type=float, default=2.0, help="SAM 2 boxes per subject frame (ours)")
     p.add_argument("--kept-instances", type=float, default=4.0, help="kept subject instances per clip (ours)")
     p.add_argument("--aesthetic-frames", type=int, default=4,
-                   help="CLIP frames per clip (stages/scores/aesthetic.py N_FRAMES = 4)")
+                   help="CLIP frames per clip (the default recipe's scorer_params.aesthetic.n_frames = 4)")
     return p.parse_args(argv)
 
 

@@ -35,9 +35,12 @@ sys.path.insert(0, str(REPO / "tests"))
 from subjects_masks.composites import composites, jitter_box, mask_iou  # noqa: E402
 
 from s2vforge.backends.errors import BackendUnavailable  # noqa: E402
+from s2vforge.recipes import load_recipe  # noqa: E402
 from s2vforge.stages.subjects import masks as M  # noqa: E402
 
 JITTER = 0.05
+MASKS = load_recipe(None)["subjects"]["masks"]     # the default recipe's settings (the values tuned here)
+GRABCUT, SELFIE = M.grabcut_params(MASKS), M.selfie_params(MASKS)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -77,24 +80,27 @@ def main(argv=None) -> int:
     people = [i for i, c in enumerate(scenes) if c.subject.category == "person"]
 
     configs: list[tuple[str, object, list[int]]] = [
-        ("grabcut", lambda im, b: M.grabcut_mask(im, b), list(range(len(scenes)))),
+        ("grabcut", lambda im, b: M.grabcut_mask(im, b, **GRABCUT), list(range(len(scenes)))),
         ("auto", None, list(range(len(scenes)))),
-        ("selfie (people)", lambda im, b: M.selfie_mask(im, b), people),
-        ("grabcut (people)", lambda im, b: M.grabcut_mask(im, b), people),
+        ("selfie (people)", lambda im, b: M.selfie_mask(im, b, **SELFIE), people),
+        ("grabcut (people)", lambda im, b: M.grabcut_mask(im, b, **GRABCUT), people),
     ]
     if args.sam2:
-        configs.append(("sam2", lambda im, b: M.sam2_mask(im, b), list(range(len(scenes)))))
+        configs.append(("sam2", lambda im, b: M.sam2_mask(im, b, MASKS["sam2_model_dir"], MASKS["device"]),
+                        list(range(len(scenes)))))
     if args.grid:
         for it, rm, ctx, ws in [(3, .03, .5, 320), (5, .03, .5, 320), (8, .03, .5, 320), (3, 0.0, .5, 320),
                                 (3, .06, .5, 320), (3, .03, .25, 320), (3, .03, 1.0, 320), (3, .03, .5, 200),
                                 (3, .03, .5, 480), (5, .03, 1.0, 320), (3, .03, 1.0, 480), (3, .03, 2.0, 320)]:
             configs.append((f"grabcut it={it} rect={rm} ctx={ctx} side={ws}",
                             lambda im, b, it=it, rm=rm, ctx=ctx, ws=ws: M.grabcut_mask(
-                                im, b, iterations=it, rect_margin=rm, context_margin=ctx, work_long_side=ws),
+                                im, b, **{**GRABCUT, "iterations": it, "rect_margin": rm, "context_margin": ctx,
+                                          "work_long_side": ws}),
                             list(range(len(scenes)))))
         for thr, cm in [(0.3, 0.1), (0.5, 0.1), (0.3, 0.25), (0.5, 0.25), (0.3, 0.4), (0.5, 0.4)]:
             configs.append((f"selfie thr={thr} crop={cm} (people)",
-                            lambda im, b, thr=thr, cm=cm: M.selfie_mask(im, b, threshold=thr, crop_margin=cm), people))
+                            lambda im, b, thr=thr, cm=cm: M.selfie_mask(
+                                im, b, **{**SELFIE, "threshold": thr, "crop_margin": cm}), people))
 
     results = {"seed": args.seed, "n_composites": len(scenes), "n_people": len(people), "jitter": JITTER,
                "backends": {}}
@@ -106,7 +112,7 @@ def main(argv=None) -> int:
                 rows = []
                 for c, b in zip(sub, sub_boxes):
                     t = time.perf_counter()
-                    m = M.segment(c.image, b, c.subject.category)
+                    m = M.segment(c.image, b, c.subject.category, MASKS)
                     rows.append({"name": c.name, "subject": c.subject.name, "iou": mask_iou(m, c.mask),
                                  "ms": 1000 * (time.perf_counter() - t)})
             else:

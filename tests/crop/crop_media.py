@@ -87,3 +87,9 @@ def to_clip(frames: list[np.ndarray], analysis_long_side: int | None = None, cli
                       rgb=list(rgb), times=[i / 2 for i in range(len(frames))])
 
 
+
+
+def crop_cfg(**over) -> dict:
+    """The default recipe's `crop` section with some settings replaced (what curate passes to detect_crop)."""
+    from s2vforge.recipes import load_recipe
+    return {**load_recipe(None)["crop"], **over}

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from s2vforge.backends.ocr import TextBox, get_text_detector
-from s2vforge.stages.crop import detect_crop, detect_text_band
+from s2vforge.stages.crop import detect_crop, detect_text_band, text_params
 
-from crop_media import burn_subtitles, letterbox, to_clip, x264_roundtrip
+from crop_media import burn_subtitles, crop_cfg, letterbox, to_clip, x264_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_rapidocr_reads_burned_in_subtitles(ocr_detector, subtitled):
 def test_subtitle_band_is_cut_and_scored(ocr_detector, subtitled):
     frames, text_top = subtitled
     clip = to_clip(frames)                      # 640 px analysis = source
-    res = detect_crop(clip, detector=ocr_detector, ocr_frames=3)
+    res = detect_crop(clip, crop_cfg(ocr_frames=3), detector=ocr_detector)
     x0, y0, x1, y1 = res.crop
     assert res.subtitle_band is not None and res.subtitle_band[1] == 272
     assert y1 <= text_top                       # the text is gone ...
@@ -47,7 +47,7 @@ def test_subtitle_band_is_cut_and_scored(ocr_detector, subtitled):
 def test_clean_clips_have_no_text(ocr_detector, bikes, carphone):
     for frames in (x264_roundtrip(bikes), carphone):
         clip = to_clip(frames)
-        res = detect_crop(clip, detector=ocr_detector)
+        res = detect_crop(clip, crop_cfg(), detector=ocr_detector)
         w, h = clip.source_size
         assert res.ocr_area is not None and res.ocr_area < 0.005
         assert res.subtitle_band is None and res.crop[2:] == (w, h)
@@ -56,7 +56,7 @@ def test_clean_clips_have_no_text(ocr_detector, bikes, carphone):
 def test_subtitles_inside_a_letterbox_bar(ocr_detector, bikes):
     frames, text_top = burn_subtitles(letterbox(bikes, 20, 70), bottom_margin=10)
     clip = to_clip(x264_roundtrip(frames))
-    res = detect_crop(clip, detector=ocr_detector)
+    res = detect_crop(clip, crop_cfg(), detector=ocr_detector)
     assert abs(res.border[1] - 20) <= 2
     x0, y0, x1, y1 = res.crop
     assert 20 <= y0 <= 22 and y1 <= text_top and y1 >= 20 + 272 - 16
@@ -80,7 +80,7 @@ class StubDetector:
 
 def test_middle_text_is_counted_not_cropped(bikes):
     det = StubDetector([(200, 110, 440, 150, "OPEN 24 HOURS", 0.99)])     # a sign mid-frame
-    res = detect_crop(to_clip(bikes), detector=det, ocr_frames=3)
+    res = detect_crop(to_clip(bikes), crop_cfg(ocr_frames=3), detector=det)
     assert res.crop == (0, 0, 640, 272) and res.subtitle_band is None
     assert res.ocr_area == pytest.approx(240 * 40 / (640 * 272))
     assert res.ocr_area_in_crop == pytest.approx(res.ocr_area)
@@ -94,7 +94,7 @@ def test_top_and_bottom_bands_and_stacked_lines(bikes):
         (100, 200, 540, 226, "first subtitle line", 0.97),
         (100, 230, 540, 256, "second subtitle line", 0.97),
     ])
-    res = detect_crop(to_clip(bikes), detector=det)
+    res = detect_crop(to_clip(bikes), crop_cfg(), detector=det)
     x0, y0, x1, y1 = res.crop
     assert y0 >= 30 and y1 <= 170 and y1 >= 160
     assert res.subtitle_band is not None and res.subtitle_band[0] <= 170
@@ -104,21 +104,21 @@ def test_top_and_bottom_bands_and_stacked_lines(bikes):
 def test_tall_box_does_not_drag_the_band_up(bikes):
     det = StubDetector([(250, 0, 410, 267, "TALL SIGN", 0.9),            # full-height text column
                         (100, 230, 540, 256, "second subtitle line", 0.97)])
-    res = detect_crop(to_clip(bikes), detector=det)
+    res = detect_crop(to_clip(bikes), crop_cfg(), detector=det)
     assert res.subtitle_band is not None and 220 <= res.crop[3] <= 230
 
 
 def test_false_positives_are_filtered(bikes):
     det = StubDetector([(250, 0, 410, 267, "口", 0.66),          # single glyph read into a texture
                         (10, 240, 200, 262, "blurry words", 0.55)])  # low recognition confidence
-    res = detect_crop(to_clip(bikes), detector=det)
+    res = detect_crop(to_clip(bikes), crop_cfg(), detector=det)
     assert res.ocr_area == 0.0 and res.n_text_boxes == 0 and res.crop == (0, 0, 640, 272)
 
 
 def test_band_that_would_leave_too_little_is_not_cut(bikes):
     # a caption block covering the lower 70%: cutting it would keep 30% < 36% of the frame
     det = StubDetector([(0, 82, 640, 272, "A WALL OF PROMOTIONAL TEXT", 0.99)])
-    res = detect_crop(to_clip(bikes), detector=det)
+    res = detect_crop(to_clip(bikes), crop_cfg(), detector=det)
     assert res.crop == (0, 0, 640, 272) and res.subtitle_band is None
     assert res.ocr_area > 0.6                # left for the ocr_area filter
 
@@ -126,7 +126,7 @@ def test_band_that_would_leave_too_little_is_not_cut(bikes):
 def test_bands_scale_to_source_pixels(bikes):
     # source 640x272 analysed at 320x136: a bottom line at analysis y 110..126
     det = StubDetector([(40, 110, 280, 126, "subtitle text", 0.99)])
-    res = detect_crop(to_clip(bikes, analysis_long_side=320), detector=det)
+    res = detect_crop(to_clip(bikes, analysis_long_side=320), crop_cfg(), detector=det)
     assert res.subtitle_band is not None
     assert abs(res.subtitle_band[0] - 2 * (110 - 0.01 * 136)) <= 2 and res.subtitle_band[1] == 272
     assert res.crop[3] <= 220 and res.crop[3] % 2 == 0
@@ -134,18 +134,18 @@ def test_bands_scale_to_source_pixels(bikes):
 
 def test_detect_text_band_direct(bikes):
     det = StubDetector([(100, 230, 540, 256, "subtitle", 0.97)])
-    tb = detect_text_band(bikes[:2], det)
+    tb = detect_text_band(bikes[:2], det, **text_params(crop_cfg()))
     assert tb.top is None and tb.bottom is not None and tb.bottom <= 230
     assert tb.n_text_boxes == 2 and tb.ocr_area == pytest.approx(440 * 26 / (640 * 272))
 
 
 def test_record_is_json_ready(bikes):
-    res = detect_crop(to_clip(bikes), detector=StubDetector([(100, 230, 540, 256, "subtitle", 0.97)]))
+    res = detect_crop(to_clip(bikes), crop_cfg(), detector=StubDetector([(100, 230, 540, 256, "subtitle", 0.97)]))
     rec = res.as_record()
     json.dumps(rec)
     assert set(rec) >= {"crop", "crop_border", "crop_subtitle_band", "score_ocr_area", "n_text_boxes"}
     assert rec["crop"] == list(res.crop) and isinstance(rec["score_ocr_area"], float)
-    off = detect_crop(to_clip(bikes), ocr=False).as_record()
+    off = detect_crop(to_clip(bikes), crop_cfg(ocr=False)).as_record()
     assert off["score_ocr_area"] is None and off["crop_subtitle_band"] is None
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.pairs.bank import (
     BankConflictError,
     BankCorruptError,
@@ -22,6 +23,11 @@ from s2vforge.stages.pairs.bank import (
 from .synth import clustered_vectors, fresh_queries
 
 DIM = 32
+BANK = load_recipe(None)["pairs"]["bank"]      # the default recipe's bank options (index auto, exact_max 50000...)
+
+
+def opts(**over) -> dict:
+    return {**BANK, **over}
 
 
 def _ids(n, prefix="s"):
@@ -44,7 +50,7 @@ def data():
 def test_flat_search_equals_bruteforce_numpy(tmp_path, data):
     x, labels, centres = data
     raw = x * np.random.default_rng(0).uniform(0.5, 3.0, (len(x), 1)).astype(np.float32)  # unnormalised input
-    bank = IdentityBank.create(bank_dir(tmp_path, "face"), DIM, embedder="test-embed")
+    bank = IdentityBank.create(bank_dir(tmp_path, "face"), DIM, embedder="test-embed", **opts())
     assert bank.add(_ids(len(x)), raw) == len(x)
     assert bank.index_kind == "flat" and len(bank) == len(x)
     q = fresh_queries(centres, labels, 25, seed=9) * 4.0
@@ -61,7 +67,7 @@ def test_flat_search_equals_bruteforce_numpy(tmp_path, data):
 def test_persist_reopen_same_answers_and_layout(tmp_path, data):
     x, labels, centres = data
     path = bank_dir(tmp_path, "object")
-    bank = IdentityBank.create(path, DIM, embedder="orb-colour-v1")
+    bank = IdentityBank.create(path, DIM, embedder="orb-colour-v1", **opts())
     meta = [{"clip_id": f"c{i % 7}", "video_id": f"v{i % 3}", "group_id": "g", "category": "object",
              "source": "subject"} for i in range(len(x))]
     bank.add(_ids(len(x)), x, meta)
@@ -87,7 +93,7 @@ def test_persist_reopen_same_answers_and_layout(tmp_path, data):
 def test_append_is_idempotent_and_rejects_nan(tmp_path, data):
     x, *_ = data
     path = tmp_path / "bank"
-    bank = IdentityBank.create(path, DIM, embedder="e")
+    bank = IdentityBank.create(path, DIM, embedder="e", **opts())
     assert bank.add(_ids(300), x[:300]) == 300
     bank.save()
     bank = IdentityBank.open(path)
@@ -112,7 +118,7 @@ def test_append_is_idempotent_and_rejects_nan(tmp_path, data):
 def test_auto_switch_to_approximate_keeps_recall(tmp_path, kind):
     x, labels, centres = clustered_vectors(4000, DIM, mean_cluster=20, seed=11)
     path = tmp_path / kind
-    bank = IdentityBank.create(path, DIM, embedder="e", index=kind, exact_max=1000)
+    bank = IdentityBank.create(path, DIM, embedder="e", **opts(index=kind, exact_max=1000))
     bank.add(_ids(800), x[:800])
     assert bank.index_kind == "flat"
     bank.add(_ids(4000)[800:], x[800:])  # crosses exact_max: rebuilt from the stored vectors
@@ -139,7 +145,7 @@ def test_auto_switch_to_approximate_keeps_recall(tmp_path, kind):
 
 def test_ivf_retrains_when_bank_quadruples(tmp_path):
     x, *_ = clustered_vectors(6000, DIM, seed=2)
-    bank = IdentityBank.create(tmp_path / "b", DIM, embedder="e", exact_max=1000)
+    bank = IdentityBank.create(tmp_path / "b", DIM, embedder="e", **opts(exact_max=1000))
     bank.add(_ids(1200), x[:1200])
     assert bank.manifest["trained_count"] == 1200
     bank.add(_ids(6000)[1200:], x[1200:])
@@ -162,7 +168,7 @@ def test_query_bounded_verdicts_and_overfetch(tmp_path):
     cos = [0.99] * 5 + list(np.linspace(0.8, 0.6, 30)) + list(np.linspace(0.3, 0.0, 20))
     vecs = np.stack([at_cos(c, i) for i, c in enumerate(cos)])
     ids = [f"d{i}" for i in range(5)] + [f"m{i:02d}" for i in range(30)] + [f"u{i:02d}" for i in range(20)]
-    bank = IdentityBank.create(tmp_path / "b", DIM, embedder="e")
+    bank = IdentityBank.create(tmp_path / "b", DIM, embedder="e", **opts())
     bank.add(ids, vecs)
     excluded = {f"m{i:02d}" for i in range(0, 30, 3)} | {f"m{i:02d}" for i in range(1, 30, 3)}  # 20 of 30
     exclude = lambda i: "same_clip" if i in excluded else False  # noqa: E731
@@ -191,18 +197,18 @@ def test_query_bounded_verdicts_and_overfetch(tmp_path):
 def test_embedder_or_dim_mismatch_refused(tmp_path, data):
     x, *_ = data
     path = tmp_path / "face"
-    bank = IdentityBank.open_or_create(path, DIM, embedder="dlib-128")
+    bank = IdentityBank.open_or_create(path, DIM, embedder="dlib-128", **opts())
     bank.add(_ids(10), x[:10])
     bank.save()
-    assert len(IdentityBank.open_or_create(path, DIM, embedder="dlib-128")) == 10
+    assert len(IdentityBank.open_or_create(path, DIM, embedder="dlib-128", **opts())) == 10
     with pytest.raises(ValueError, match="dlib-128.*arcface.*Delete"):
-        IdentityBank.open_or_create(path, DIM, embedder="arcface-r100")
+        IdentityBank.open_or_create(path, DIM, embedder="arcface-r100", **opts())
     with pytest.raises(ValueError, match="dim 32"):
-        IdentityBank.open_or_create(path, 64, embedder="dlib-128")
+        IdentityBank.open_or_create(path, 64, embedder="dlib-128", **opts())
     with pytest.raises(ValueError, match="dim 32"):
         bank.add(["z"], np.ones((1, 64), np.float32))
     with pytest.raises(FileExistsError):
-        IdentityBank.create(path, DIM, embedder="dlib-128")
+        IdentityBank.create(path, DIM, embedder="dlib-128", **opts())
 
 
 def test_corrupt_or_missing_files_say_which_and_how_to_rebuild(tmp_path, data):
@@ -210,7 +216,7 @@ def test_corrupt_or_missing_files_say_which_and_how_to_rebuild(tmp_path, data):
     path = tmp_path / "object"
     with pytest.raises(FileNotFoundError, match="no identity bank"):
         IdentityBank.open(path)
-    bank = IdentityBank.create(path, DIM, embedder="e")
+    bank = IdentityBank.create(path, DIM, embedder="e", **opts())
     bank.add(_ids(50), x[:50])
     bank.save()
     index_bytes = (path / "index.faiss").read_bytes()
@@ -229,7 +235,7 @@ def test_corrupt_or_missing_files_say_which_and_how_to_rebuild(tmp_path, data):
 def test_interrupted_save_detected(tmp_path, data):
     x, *_ = data
     path = tmp_path / "b"
-    bank = IdentityBank.create(path, DIM, embedder="e")
+    bank = IdentityBank.create(path, DIM, embedder="e", **opts())
     bank.add(_ids(50), x[:50])
     bank.save()
     old_ids = (path / "ids.parquet").read_bytes()
@@ -243,7 +249,7 @@ def test_interrupted_save_detected(tmp_path, data):
 def test_second_writer_refused(tmp_path, data):
     x, *_ = data
     path = tmp_path / "b"
-    bank = IdentityBank.create(path, DIM, embedder="e")
+    bank = IdentityBank.create(path, DIM, embedder="e", **opts())
     bank.add(_ids(20), x[:20])
     bank.save()
     a, b = IdentityBank.open(path), IdentityBank.open(path)
@@ -261,7 +267,7 @@ def test_threads_env_is_respected(tmp_path, monkeypatch):
     before = faiss.omp_get_max_threads()
     try:
         monkeypatch.setenv("S2VFORGE_FAISS_THREADS", "1")
-        IdentityBank.create(tmp_path / "b", DIM, embedder="e")
+        IdentityBank.create(tmp_path / "b", DIM, embedder="e", **opts())
         assert faiss.omp_get_max_threads() == 1
     finally:
         faiss.omp_set_num_threads(before)

@@ -182,3 +182,13 @@ def separation(emb: np.ndarray, labels: list[str]) -> dict:
     auc = float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean())
     return {"min_same": float(pos.min()), "max_diff": float(neg.max()), "mean_same": float(pos.mean()),
             "mean_diff": float(neg.mean()), "auc": auc, "n_same": int(len(pos)), "n_diff": int(len(neg))}
+
+
+def embed_cfg(**categories) -> dict:
+    """The default recipe's `pairs.embed` section, some categories' settings overridden:
+    embed_cfg(object={"backend": "clip", "model": DIR})."""
+    from s2vforge.recipes import load_recipe
+    cfg = load_recipe(None)["pairs"]["embed"]
+    for cat, settings in categories.items():
+        cfg[cat] = {**cfg[cat], **settings}
+    return cfg

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("dlib")
 
-from pairs_embed_media import (SUBJECTS, carphone_frames, load_rgb, mpl_photo,  # noqa: E402
+from pairs_embed_media import (SUBJECTS, carphone_frames, embed_cfg, load_rgb, mpl_photo,  # noqa: E402
                                skimage_photo, variants)
 
 from s2vforge.backends.errors import BackendUnavailable  # noqa: E402
@@ -39,7 +39,7 @@ HOPPER_BOX = (180, 139, 366, 325)
 @pytest.fixture(scope="module")
 def faces():
     clear_embedder_cache()
-    return embedder_for("face", {"face": {"backend": "dlib"}})
+    return embedder_for("face", embed_cfg(face={"backend": "dlib"}))
 
 
 def test_same_person_across_carphone_frames_is_closer_than_two_different_people(faces):
@@ -98,7 +98,7 @@ def test_dlib_distance_rule_converts_both_ways():
 
 def test_person_is_appearance_plus_face_and_separates_people():
     clear_embedder_cache()
-    person = embedder_for("person")
+    person = embedder_for("person", embed_cfg())
     subjects = {s.name: s for s in SUBJECTS}
     crops, labels = [], []
     for name in ("astronaut", "grace_hopper"):
@@ -123,5 +123,5 @@ def test_missing_dlib_says_which_extra_to_install(monkeypatch):
     clear_embedder_cache()
     monkeypatch.setitem(sys.modules, "dlib", None)                  # import dlib -> ImportError
     with pytest.raises(BackendUnavailable, match=r"s2vforge\[faces\]"):
-        embedder_for("face")
+        embedder_for("face", embed_cfg())
     clear_embedder_cache()

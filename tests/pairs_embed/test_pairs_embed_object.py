@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pairs_embed_media import SUBJECTS, bunny_crops, separation, variants
+from pairs_embed_media import SUBJECTS, bunny_crops, embed_cfg, separation, variants
 
 from s2vforge.backends.identity import SiftColourDescriptor, codebook_digest, sift_codebook
 from s2vforge.stages.pairs.embed import (CATEGORIES, IdentityEmbedder, clear_embedder_cache, embedder_for,
@@ -14,7 +14,7 @@ from s2vforge.stages.pairs.embed import (CATEGORIES, IdentityEmbedder, clear_emb
 @pytest.fixture(scope="module")
 def objects():
     clear_embedder_cache()
-    return embedder_for("object")
+    return embedder_for("object", embed_cfg())
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +95,21 @@ def test_codebook_is_packaged_as_plain_arrays():
 
 
 def test_embedder_key_is_stable_and_tracks_settings():
-    assert embedder_key("object") == embedder_key("object", {"object": {"backend": "embedded"}})
-    assert embedder_key("object") == embedder_key("object", {"face": {"backend": "arcface"}})
-    assert embedder_key("object") != embedder_key("object", {"object": {"backend": "clip", "model": "/m"}})
-    assert embedder_key("face") != embedder_key("face", {"face": {"backend": "arcface"}})
-    assert embedder_key("animal").startswith("animal/embedded/")
-    assert len({embedder_key(c) for c in CATEGORIES}) == 4
+    default = embed_cfg()
+    assert embedder_key("object", default) == embedder_key("object", embed_cfg(object={"backend": "embedded"}))
+    assert embedder_key("object", default) == embedder_key("object", embed_cfg(face={"backend": "arcface"}))
+    clip = embed_cfg(object={"backend": "clip", "model": "/m"})
+    assert embedder_key("object", default) != embedder_key("object", clip)
+    assert embedder_key("face", default) != embedder_key("face", embed_cfg(face={"backend": "arcface"}))
+    assert embedder_key("person", default) != embedder_key("person", embed_cfg(person={"weights": {"appearance": 0.5,
+                                                                                                   "face": 0.5}}))
+    assert embedder_key("animal", default).startswith("animal/embedded/")
+    assert len({embedder_key(c, default) for c in CATEGORIES}) == 4
     with pytest.raises(ValueError):
-        embedder_key("vehicle")
+        embedder_key("vehicle", default)
 
 
 def test_animals_use_the_instance_descriptor_and_embedders_are_cached():
-    a = embedder_for("animal")
+    a = embedder_for("animal", embed_cfg())
     assert isinstance(a, SiftColourDescriptor)
-    assert embedder_for("animal") is a
+    assert embedder_for("animal", embed_cfg()) is a

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pairs_embed_media import SUBJECTS, carphone_frames, variants
+from pairs_embed_media import SUBJECTS, carphone_frames, embed_cfg, variants
 
 from s2vforge.backends.errors import ModelNotFound
 from s2vforge.stages.pairs.embed import clear_embedder_cache, embedder_for
@@ -46,7 +46,7 @@ def test_image_embedders_load_from_a_directory_and_embed_crops(kind, build, tmp_
     model_dir = tmp_path / f"tiny-{kind}"
     dim = build(model_dir)
     clear_embedder_cache()
-    cfg = {"object": {"backend": kind, "model": str(model_dir)}}
+    cfg = embed_cfg(object={"backend": kind, "model": str(model_dir)})
     emb = embedder_for("object", cfg)
     assert emb.name == f"{kind}:tiny-{kind}" and emb.dim == dim
     crops = variants(SUBJECTS[0], 2) + variants(SUBJECTS[5], 1)
@@ -58,14 +58,14 @@ def test_image_embedders_load_from_a_directory_and_embed_crops(kind, build, tmp_
     assert np.allclose(np.linalg.norm(out[:3], axis=1), 1.0, atol=1e-5)
     assert np.allclose(emb.embed(crops[:1]), out[:1], atol=1e-5)       # batch-independent
     assert embedder_for("object", cfg) is emb                          # loaded once per process
-    assert embedder_for("animal", {"animal": cfg["object"]}).name == emb.name
+    assert embedder_for("animal", embed_cfg(animal=cfg["object"])).name == emb.name
 
 
 def test_missing_model_dir_raises_model_not_found_with_where_it_looked(tmp_path):
     clear_embedder_cache()
     absent = tmp_path / "no-such-clip"
     with pytest.raises(ModelNotFound) as info:
-        embedder_for("object", {"object": {"backend": "dinov2", "model": str(absent)}})
+        embedder_for("object", embed_cfg(object={"backend": "dinov2", "model": str(absent)}))
     msg = str(info.value)
     assert str(absent) in msg and "dinov2" in msg and "Looked in" in msg
 
@@ -77,7 +77,7 @@ def test_arcface_onnx_on_dlib_aligned_faces(tmp_path):
     net = build_ir_backbone(units=(1, 1, 1, 1), widths=(8, 16, 16, 32), stem=8, embedding=24)
     export_module_onnx(net.eval(), tmp_path / "arcface_tiny.onnx", input_size=112)
     clear_embedder_cache()
-    face = embedder_for("face", {"face": {"backend": "arcface", "model": str(tmp_path)}})
+    face = embedder_for("face", embed_cfg(face={"backend": "arcface", "model": str(tmp_path)}))
     assert face.name == "arcface:arcface_tiny.onnx" and face.dim == 24
     frames = carphone_frames((0, 60, 110))
     crop = np.ascontiguousarray(frames[0][30:105, 55:125])
@@ -85,4 +85,4 @@ def test_arcface_onnx_on_dlib_aligned_faces(tmp_path):
     assert info[0]["face"] == "hog" and np.isfinite(out[0]).all() and np.isnan(out[1]).all()
     assert np.linalg.norm(out[0]) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ModelNotFound, match="arcface"):
-        embedder_for("face", {"face": {"backend": "arcface", "model": str(tmp_path / "empty")}})
+        embedder_for("face", embed_cfg(face={"backend": "arcface", "model": str(tmp_path / "empty")}))

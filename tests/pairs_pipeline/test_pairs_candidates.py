@@ -13,6 +13,17 @@ from s2vforge.stages.pairs.tracks import Instance, attach_face_rows
 from s2vforge.stages.pairs.verify import Verdict
 
 
+PAIRS = pairs_config({})                      # the default recipe's pairs section
+
+
+def _embed(**categories) -> dict:
+    """The default recipe's pairs.embed with some categories' settings overridden."""
+    cfg = pairs_config({})["embed"]
+    for cat, settings in categories.items():
+        cfg[cat] = {**cfg[cat], **settings}
+    return cfg
+
+
 def _unit(*v):
     a = np.asarray(v, np.float32)
     return a / np.linalg.norm(a)
@@ -84,12 +95,12 @@ def test_attach_face_rows_uses_the_face_inside_the_person_box():
     inside = _inst("f1", "face", _unit(0, 0, 1), bbox=(40, 20, 80, 70))
     elsewhere = _inst("f2", "face", _unit(1, 0, 0), bbox=(200, 20, 240, 70))        # another subject's face
     other_frame = _inst("f3", "face", _unit(0, 1, 0), frame=9, bbox=(40, 20, 80, 70))
-    assert attach_face_rows([person, inside, elsewhere, other_frame], FAKE_PERSON) == 1
+    assert attach_face_rows([person, inside, elsewhere, other_frame], FAKE_PERSON, PAIRS) == 1
     assert person.face_subject_id == "f1"
     assert np.allclose(person_parts(FAKE_PERSON, person.vector)["face"], inside.vector, atol=1e-6)
     lonely = _inst("q", "person", _person_vec(app, _unit(0, 1, 0)), clip="c9")
     before = lonely.vector.copy()
-    assert attach_face_rows([lonely, inside], FAKE_PERSON) == 0 and np.array_equal(lonely.vector, before)
+    assert attach_face_rows([lonely, inside], FAKE_PERSON, PAIRS) == 0 and np.array_equal(lonely.vector, before)
 
 
 def test_person_without_face_decided_by_appearance(tmp_path):
@@ -109,8 +120,8 @@ def test_person_without_face_decided_by_appearance(tmp_path):
 
 
 def test_face_row_reuse_is_part_of_the_person_embedder_key():
-    assert reuses_face_rows({}) is True
-    assert reuses_face_rows({"person": {"reuse_face_rows": False}}) is False
-    assert reuses_face_rows({"person": {"face": "none"}}) is False
-    assert reuses_face_rows({"face": {"backend": "arcface"}}) is False          # another space than the face rows
-    assert embedder_key("person", {}) != embedder_key("person", {"person": {"reuse_face_rows": False}})
+    assert reuses_face_rows(_embed()) is True
+    assert reuses_face_rows(_embed(person={"reuse_face_rows": False})) is False
+    assert reuses_face_rows(_embed(person={"face": "none"})) is False
+    assert reuses_face_rows(_embed(face={"backend": "arcface"})) is False          # another space than the face rows
+    assert embedder_key("person", _embed()) != embedder_key("person", _embed(person={"reuse_face_rows": False}))

@@ -1,5 +1,5 @@
 """Inlier distribution of verify_geometric on same vs different composites (justifies
-GEOMETRIC_MIN_INLIERS) and seconds per verification. Not a test: run it by hand.
+pairs.verify.geometric.min_inliers) and seconds per verification. Not a test: run it by hand.
 
     python tests/pairs_verify/measure_geometric.py [N_PER_OBJECT] [--hard]
 """
@@ -15,7 +15,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from verify_media import backgrounds, composite, objects  # noqa: E402
 
+from s2vforge.recipes import load_recipe  # noqa: E402
 from s2vforge.stages.pairs.verify import verify_geometric  # noqa: E402
+
+GEO = load_recipe(None)["pairs"]["verify"]["geometric"]
 
 
 def main(per_object: int = 8, hard: bool = False) -> None:
@@ -29,13 +32,13 @@ def main(per_object: int = 8, hard: bool = False) -> None:
             bg = bgs[(i + k) % len(bgs)]
             tgt, p = composite(objs[name], bg, rng, hard=hard)
             t0, c0 = time.perf_counter(), time.process_time()
-            v = verify_geometric(objs[name], tgt)
+            v = verify_geometric(objs[name], tgt, **GEO)
             secs.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             same.append((v.score or 0, name, p))
             other = names[(i + 1 + k % (len(names) - 1)) % len(names)]
             t0, c0 = time.perf_counter(), time.process_time()
-            v = verify_geometric(objs[other], tgt)
+            v = verify_geometric(objs[other], tgt, **GEO)
             secs.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
             diff.append((v.score or 0, f"{other}->{name}", p))

@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2vforge.stages.pairs.cluster import cluster_identities, cluster_summary
+from s2vforge.recipes import load_recipe
+from s2vforge.stages.pairs.cluster import cluster_identities as _cluster_identities, cluster_summary
+
+CLUSTER = load_recipe(None)["pairs"]["cluster"]      # method components, threshold null
+
+
+def cluster_identities(n, edges, **kw):
+    """cluster_identities with the default recipe's pairs.cluster for what a test does not set."""
+    return _cluster_identities(n, edges, **{**CLUSTER, **kw})
 
 # nodes 0..8: {0,1,2} a tight triangle, {3,4} a strong pair, 5 joined to 4 by one weak edge,
 # {6,7} joined to 2 by a single strong but lone edge (the chaining case), 8 alone.

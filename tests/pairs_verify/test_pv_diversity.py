@@ -6,8 +6,11 @@ import pytest
 
 from verify_media import paste, transform
 from s2vforge.backends.errors import ModelNotFound
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.pairs.diversity import (BackgroundEmbedder, background_embedder, bbox_mask, context_diversity,
                                              remove_subject, scene_dim)
+
+CONTEXT = load_recipe(None)["pairs"]["context"]      # the default recipe's context embedder (scene)
 
 
 def _frame(objs, bgs, obj, bg, xy=(150, 80), scale=1.0):
@@ -15,7 +18,7 @@ def _frame(objs, bgs, obj, bg, xy=(150, 80), scale=1.0):
 
 
 def test_same_background_different_subjects_is_low(objs, bgs):
-    emb = background_embedder()
+    emb = background_embedder(CONTEXT)
     assert isinstance(emb, BackgroundEmbedder) and emb.name == "scene"
     for bg, (a, xa, sa), (b, xb, sb) in (("motorcycle_right", ("coffee", (150, 80), 1.0), ("chelsea", (300, 150), 1.0)),
                                           ("grass", ("rocket", (50, 20), 0.9), ("minduka", (400, 300), 1.0))):
@@ -27,7 +30,7 @@ def test_same_background_different_subjects_is_low(objs, bgs):
 
 
 def test_different_backgrounds_same_subject_is_high(objs, bgs):
-    emb = background_embedder()
+    emb = background_embedder(CONTEXT)
     for obj, b1, b2 in (("coffee", "motorcycle_right", "hubble_deep_field"), ("chelsea", "brick", "retina"),
                         ("chelsea", "coffee", "motorcycle_right")):
         f1, m1 = _frame(objs, bgs, obj, b1)
@@ -40,7 +43,7 @@ def test_removing_the_subject_matters(objs, bgs):
     """A big subject on the same background: with its mask the frames look alike; without it
     the subject itself makes them look different. And the masked descriptor ignores what is
     under the mask entirely (pixels inside it are inpainted away)."""
-    emb = background_embedder()
+    emb = background_embedder(CONTEXT)
     f1, m1 = _frame(objs, bgs, "rocket", "grass", (50, 20), 0.9)
     f2, m2 = _frame(objs, bgs, "minduka", "grass", (400, 300))
     masked = emb.embed([f1, f2], [m1, m2])
@@ -72,7 +75,7 @@ def test_context_diversity_range():
 
 def test_unknown_backend():
     with pytest.raises(ValueError):
-        background_embedder({"backend": "nope"})
+        background_embedder({**CONTEXT, "backend": "nope"})
 
 
 @pytest.mark.reference
@@ -82,7 +85,7 @@ def test_dinov2_tiny_random_model_through_public_path(tmp_path, objs, bgs, monke
     cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                        image_size=56, patch_size=14)
     Dinov2Model(cfg).eval().save_pretrained(tmp_path / "dinov2-tiny")
-    emb = background_embedder({"backend": "dinov2", "model": str(tmp_path / "dinov2-tiny")})
+    emb = background_embedder({**CONTEXT, "backend": "dinov2", "model": str(tmp_path / "dinov2-tiny")})
     assert emb.name == "dinov2"
     f1, m1 = _frame(objs, bgs, "coffee", "motorcycle_right")
     f2, m2 = _frame(objs, bgs, "coffee", "hubble_deep_field")
@@ -98,5 +101,5 @@ def test_dinov2_tiny_random_model_through_public_path(tmp_path, objs, bgs, monke
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "none"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(ModelNotFound) as err:
-        background_embedder({"backend": "dinov2", "model": str(tmp_path / "absent")})
+        background_embedder({**CONTEXT, "backend": "dinov2", "model": str(tmp_path / "absent")})
     assert "absent" in str(err.value)

@@ -5,23 +5,27 @@ import cv2
 import numpy as np
 import pytest
 
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.pairs.verify import (DLIB_RAW_NORM, normalise_text, text_similarity, verify_face_agreement,
                                           verify_text_match)
+
+VERIFY = load_recipe(None)["pairs"]["verify"]     # the default recipe's thresholds
+FACE, TEXT = VERIFY["face"], VERIFY["text"]
 
 
 def test_different_people_disagree(face_vectors):
     for kind in ("raw", "unit"):
         v = face_vectors[kind]
-        out = verify_face_agreement(v["astronaut"], v["grace_hopper"])
+        out = verify_face_agreement(v["astronaut"], v["grace_hopper"], **FACE)
         assert out.ok is False, (kind, str(out))
         assert out.score > 0.6
-        assert verify_face_agreement(v["astronaut"], v["carphone0"]).ok is False
+        assert verify_face_agreement(v["astronaut"], v["carphone0"], **FACE).ok is False
 
 
 def test_same_person_two_frames_agree(face_vectors):
     for kind in ("raw", "unit"):
         v = face_vectors[kind]
-        out = verify_face_agreement(v["carphone0"], v["carphone110"])
+        out = verify_face_agreement(v["carphone0"], v["carphone110"], **FACE)
         assert out.ok is True, (kind, str(out))
         assert out.score < 0.6
         assert out.detail.startswith("dist=")
@@ -31,8 +35,8 @@ def test_raw_and_unit_vectors_give_face_recognition_units(face_vectors):
     raw, unit = face_vectors["raw"], face_vectors["unit"]
     for a, b in (("astronaut", "grace_hopper"), ("carphone0", "carphone110")):
         plain = float(np.linalg.norm(raw[a] - raw[b]))          # face_recognition.face_distance
-        d_raw = verify_face_agreement(raw[a], raw[b]).score
-        d_unit = verify_face_agreement(unit[a], unit[b]).score
+        d_raw = verify_face_agreement(raw[a], raw[b], **FACE).score
+        d_unit = verify_face_agreement(unit[a], unit[b], **FACE).score
         assert d_raw == pytest.approx(d_unit, abs=1e-4)
         assert d_raw == pytest.approx(plain, rel=0.06)
     norms = [float(np.linalg.norm(x)) for x in raw.values()]
@@ -42,7 +46,7 @@ def test_raw_and_unit_vectors_give_face_recognition_units(face_vectors):
 @pytest.mark.parametrize("a,b", [(None, np.ones(128)), (np.ones(128), None), (np.full(128, np.nan), np.ones(128)),
                                  (np.zeros(128), np.ones(128)), (np.ones(128), np.ones(64))])
 def test_missing_or_invalid_vectors_are_undecided(a, b):
-    v = verify_face_agreement(a, b)
+    v = verify_face_agreement(a, b, **FACE)
     assert v.ok is None and v.score is None and v.check == "face_agreement"
 
 
@@ -60,14 +64,14 @@ def test_text_match_same_word_two_renderings():
     ref = _render("BISCUIT")
     same = _render("BISCUIT", **ocr_kw)
     other = _render("ORANGE", **ocr_kw)
-    ok = verify_text_match(ref, same)
+    ok = verify_text_match(ref, same, **TEXT)
     assert ok.ok is True and ok.score > 0.9, str(ok)
-    bad = verify_text_match(ref, other)
+    bad = verify_text_match(ref, other, **TEXT)
     assert bad.ok is False and bad.score < 0.6, str(bad)
     blank = np.full((120, 200, 3), 200, np.uint8)
-    none = verify_text_match(blank, blank.copy())
+    none = verify_text_match(blank, blank.copy(), **TEXT)
     assert none.ok is None and none.score is None
-    one = verify_text_match(ref, blank)
+    one = verify_text_match(ref, blank, **TEXT)
     assert one.ok is False and one.score == 0.0 and "only in reference" in one.detail
 
 

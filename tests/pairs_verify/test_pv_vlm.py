@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from s2vforge.backends.judge import JudgeAuthError, JudgeClient
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.pairs.verify import VlmVerifier, parse_vlm_answer, vlm_verifier_from_config
+from s2vforge.stages.recipe_keys import MissingRecipeKey
+
+VLM = load_recipe(None)["pairs"]["verify"]["vlm"]      # the default recipe's endpoint settings (off: no base_url)
 
 SECRET = "sk-test-pairs-verify-NEVER-SHOWN"
 KEY_ENV = "S2VFORGE_TEST_PAIRS_VLM_KEY"
@@ -28,7 +32,7 @@ def key_env(monkeypatch):
 def _verifier(stub, key_env=None, **kw) -> VlmVerifier:
     client = JudgeClient(stub.base_url, "vlm-test", key_env, timeout_s=5, max_retries=kw.pop("max_retries", 1),
                          backoff_s=0.01)
-    return VlmVerifier(client, **kw)
+    return VlmVerifier(client, long_side=kw.pop("long_side", VLM["long_side"]), **kw)
 
 
 def test_json_answer_parsed_and_request_has_both_images(judge_server, chat_reply, key_env, objs, bgs):
@@ -92,11 +96,16 @@ def test_auth_failure_stops_the_run(judge_server, key_env):
 def test_from_config(judge_server, chat_reply):
     assert vlm_verifier_from_config(None) is None
     assert vlm_verifier_from_config({}) is None
-    assert vlm_verifier_from_config({"base_url": "http://127.0.0.1:9/v1", "model": "m", "enabled": False}) is None
+    assert vlm_verifier_from_config(VLM) is None                    # the default recipe: no endpoint
+    off = {**VLM, "base_url": "http://127.0.0.1:9/v1", "model": "m", "enabled": False}
+    assert vlm_verifier_from_config(off) is None
     with pytest.raises(ValueError):
-        vlm_verifier_from_config({"base_url": "http://127.0.0.1:9/v1"})
+        vlm_verifier_from_config({**VLM, "base_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(MissingRecipeKey, match="pairs.verify.vlm.timeout_s"):
+        vlm_verifier_from_config({k: v for k, v in VLM.items() if k != "timeout_s"})
     stub = judge_server(replying(200, chat_reply('{"same_identity": "yes", "context_different": "yes"}')))
-    v = vlm_verifier_from_config({"base_url": stub.base_url, "model": "m", "api_key_env": KEY_ENV, "long_side": 128})
+    v = vlm_verifier_from_config({**VLM, "base_url": stub.base_url, "model": "m", "api_key_env": KEY_ENV,
+                                  "long_side": 128})
     assert v.long_side == 128 and v.client.api_key_env == KEY_ENV
     out = v.verify(np.zeros((40, 40, 3), np.uint8), np.zeros((60, 80, 3), np.uint8), "cat")
     assert [x.ok for x in out] == [True, True]

@@ -7,8 +7,13 @@ import pytest
 
 from s2vforge.backends.aesthetic import MLP_FILES, AestheticPredictor, find_mlp_file
 from s2vforge.backends.errors import ModelNotFound
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.scores import aesthetic as aesthetic_scorer
 from s2vforge.stages.scores import run_scorers
+
+PARAMS = load_recipe(None)["scorer_params"]           # the default recipe's scorer settings
+AESTHETIC = PARAMS["aesthetic"]
+WEIGHTS = {k: AESTHETIC[k] for k in ("clip_dir", "mlp_path", "device", "dtype")}
 
 MLP_KEYS = [f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias")]
 
@@ -95,11 +100,11 @@ def test_original_pth_loads_with_weights_only(tiny_weights, tmp_path, carphone):
 @pytest.mark.reference
 def test_scorer_finds_weights_under_s2vforge_models(tiny_weights, carphone, isolated_models, monkeypatch):
     monkeypatch.setenv("S2VFORGE_MODELS", str(tiny_weights))
-    values, unavailable, failed = run_scorers(carphone, ["aesthetic"], {})
+    values, unavailable, failed = run_scorers(carphone, ["aesthetic"], PARAMS)
     assert unavailable == {}
-    predictor = aesthetic_scorer.load_predictor()
-    assert predictor is aesthetic_scorer.load_predictor()                          # loaded once
-    picked = [carphone.rgb[i] for i in carphone.pick(aesthetic_scorer.N_FRAMES)]
+    predictor = aesthetic_scorer.load_predictor(**WEIGHTS)
+    assert predictor is aesthetic_scorer.load_predictor(**WEIGHTS)                 # loaded once
+    picked = [carphone.rgb[i] for i in carphone.pick(AESTHETIC["n_frames"])]
     assert len(picked) == 4
     assert values["score_aesthetic"] == pytest.approx(float(np.mean(predictor.predict(picked))), rel=1e-6)
 
@@ -137,6 +142,6 @@ def test_missing_weights_failure_is_remembered(isolated_models, carphone, monkey
 
     monkeypatch.setattr(AestheticPredictor, "from_dirs", classmethod(counting))
     for _ in range(3):
-        values, unavailable, failed = run_scorers(carphone, ["aesthetic"], {})
+        values, unavailable, failed = run_scorers(carphone, ["aesthetic"], PARAMS)
         assert values == {"score_aesthetic": None} and "clip-vit-large-patch14" in unavailable["aesthetic"]
     assert len(calls) == 1

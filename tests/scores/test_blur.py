@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from s2vforge.stages.scores.blur import WORK_LONG_SIDE, cpbd, edge_widths, score_blur, sobel_vertical_edges
+from s2vforge.recipes import load_recipe
+from s2vforge.stages.scores.blur import cpbd, edge_widths, score_blur as _score_blur, sobel_vertical_edges
+
+BLUR = load_recipe(None)["scorer_params"]["blur"]      # the default recipe's long_side 512, max_frames 8
+
+
+def score_blur(frames):
+    return _score_blur(frames, **BLUR)
 
 SIGMAS = (0.5, 1.0, 2.0, 4.0)
 
@@ -49,7 +56,7 @@ def test_cpbd_does_not_depend_on_analysis_size(bikes):
     a, b = score_blur(bikes), score_blur(at(800))
     assert b["score_blur_cpbd"] == pytest.approx(a["score_blur_cpbd"], abs=0.02)
     assert b["score_blur_laplacian"] == pytest.approx(a["score_blur_laplacian"], rel=0.1)
-    assert WORK_LONG_SIDE == 512
+    assert BLUR["long_side"] == 512
 
 
 def test_marziliano_width_of_synthetic_edges():

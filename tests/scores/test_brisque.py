@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from s2vforge.stages.scores import brisque
-from s2vforge.stages.scores.brisque import score_brisque
+from s2vforge.recipes import load_recipe
+from s2vforge.stages.scores.brisque import score_brisque as _score_brisque
+
+BRISQUE = load_recipe(None)["scorer_params"]["brisque"]
+
+
+def score_brisque(frames):
+    return _score_brisque(frames, **BRISQUE)
 
 
 N_TEST_FRAMES = 2  # BRISQUE costs ~0.2 s a frame; two frames per variant keep the test short

@@ -2,7 +2,14 @@ import dataclasses
 
 import pytest
 
-from s2vforge.stages.scores.motion import FLOW_WIDTH, score_motion
+from s2vforge.recipes import load_recipe
+from s2vforge.stages.scores.motion import score_motion as _score_motion
+
+MOTION = load_recipe(None)["scorer_params"]["motion"]      # the default recipe's width 320, max_pairs 8
+
+
+def score_motion(frames):
+    return _score_motion(frames, **MOTION)
 
 
 def test_real_clip_moves_and_static_variant_does_not(clip):
@@ -18,7 +25,7 @@ def test_synthetic_pan_reads_its_shift_at_working_width(clip, k):
     """Content moving right by k analysis px per frame reads k * 320 / width."""
     panned = dataclasses.replace(clip, rgb=[f[:, k:] for f in clip.rgb], next_rgb=[f[:, :-k] for f in clip.rgb])
     width = clip.rgb[0].shape[1] - k
-    assert score_motion(panned)["score_motion"] == pytest.approx(k * FLOW_WIDTH / width, rel=0.15)
+    assert score_motion(panned)["score_motion"] == pytest.approx(k * MOTION["width"] / width, rel=0.15)
 
 
 def test_flow_is_per_nominal_frame_interval(bikes):

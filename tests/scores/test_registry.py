@@ -2,8 +2,12 @@ import dataclasses
 
 import pytest
 
+from s2vforge.recipes import load_recipe
 from s2vforge.stages import scores
+from s2vforge.stages.recipe_keys import MissingRecipeKey
 from s2vforge.stages.scores import SCORERS, Scorer, run_scorers
+
+PARAMS = load_recipe(None)["scorer_params"]           # the default recipe's scorer settings
 
 
 def test_registry_names_and_columns():
@@ -17,7 +21,7 @@ def test_registry_names_and_columns():
 
 def test_run_scorers_records_missing_backend_instead_of_raising(carphone, isolated_models, few_frames):
     names = ["luminance", "blur", "motion", "aesthetic"]
-    values, unavailable, failed = run_scorers(few_frames(carphone, 3), names, {"motion": {"width": 320}})
+    values, unavailable, failed = run_scorers(few_frames(carphone, 3), names, PARAMS)
     assert set(values) == {c for n in names for c in SCORERS[n].columns}
     assert values["score_aesthetic"] is None
     assert all(isinstance(values[c], float) for c in values if c != "score_aesthetic")
@@ -51,8 +55,18 @@ def test_run_scorers_turns_nan_into_none(carphone, monkeypatch):
 def test_empty_clip_gives_none_everywhere(carphone):
     empty = dataclasses.replace(carphone, rgb=[], times=[], next_rgb=[], next_dt=[])
     names = ["luminance", "blur", "motion", "brisque", "nsfw"]
-    values, unavailable, failed = run_scorers(empty, names, {})
+    values, unavailable, failed = run_scorers(empty, names, PARAMS)
     assert unavailable == {} and all(v is None for v in values.values())
+
+
+def test_every_scorer_setting_comes_from_scorer_params(carphone):
+    """Each scorer's settings are required keywords, all set by the default recipe; a missing one
+    is a recipe error naming its key, raised before any clip is scored."""
+    for name, scorer in SCORERS.items():
+        assert set(scores.required_params(scorer)) == set(PARAMS[name]), name
+    partial = {**PARAMS, "blur": {"long_side": 512}}
+    with pytest.raises(MissingRecipeKey, match="scorer_params.blur.max_frames"):
+        run_scorers(carphone, ["luminance", "blur"], partial)
 
 
 def test_importing_the_registry_does_not_import_torch():

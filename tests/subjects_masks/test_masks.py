@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from s2vforge.backends.errors import ModelNotFound
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.subjects import masks
 from s2vforge.stages.subjects.masks import clean_mask, grabcut_mask, segment
 
 from .composites import SUBJECTS, composite, composites, load_rgb, mask_iou, skimage_photo
+
+MASKS = load_recipe(None)["subjects"]["masks"]      # the default recipe's subjects.masks
+GRABCUT = masks.grabcut_params(MASKS)
+
+
+def with_backend(backend: str) -> dict:
+    return {**MASKS, "backend": backend}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +28,7 @@ def scenes():
 
 
 def test_grabcut_on_real_composites(scenes):
-    ious = {c.name: mask_iou(grabcut_mask(c.image, c.box), c.mask) for c in scenes}
+    ious = {c.name: mask_iou(grabcut_mask(c.image, c.box, **GRABCUT), c.mask) for c in scenes}
     values = np.array(list(ious.values()))
     # measured on this set: median 0.98, 8 of 9 >= 0.8; the thin rocket on the grey street 0.63
     assert np.median(values) >= 0.9, ious
@@ -32,8 +40,8 @@ def test_selfie_and_auto_on_people(scenes):
     people = [c for c in scenes if c.subject.category == "person"]
     assert len(people) == 4
     for c in people:
-        selfie = mask_iou(segment(c.image, c.box, "person", backend="selfie"), c.mask)
-        auto = mask_iou(segment(c.image, c.box, "person"), c.mask)
+        selfie = mask_iou(segment(c.image, c.box, "person", with_backend("selfie")), c.mask)
+        auto = mask_iou(segment(c.image, c.box, "person", MASKS), c.mask)
         # measured 0.83-0.95; the low one is the astronaut, whose cut-out includes the helmet
         # she holds, which a person segmenter rightly leaves out
         assert selfie >= 0.75, (c.name, selfie)
@@ -47,22 +55,22 @@ def test_auto_falls_back_to_grabcut_where_selfie_finds_nothing():
     foreground of a person-sized crop and is no person detector.)"""
     img = load_rgb(str(skimage_photo("rocket.jpg")))
     box = (380, 20, 560, 200)
-    selfie = segment(img, box, "person", backend="selfie")
-    assert selfie.sum() < masks.SELFIE_MIN_BOX_FILL * 180 * 180
-    auto = segment(img, box, "person")
-    assert np.array_equal(auto, grabcut_mask(img, box))
+    selfie = segment(img, box, "person", with_backend("selfie"))
+    assert selfie.sum() < MASKS["selfie_min_box_fill"] * 180 * 180
+    auto = segment(img, box, "person", MASKS)
+    assert np.array_equal(auto, grabcut_mask(img, box, **GRABCUT))
 
 
 def test_masks_stay_inside_the_box_and_are_deterministic(scenes):
     c = scenes[0]
     x0, y0, x1, y1 = c.box
-    m = grabcut_mask(c.image, c.box)
+    m = grabcut_mask(c.image, c.box, **GRABCUT)
     assert m.dtype == bool and m.shape == c.image.shape[:2]
-    grown = masks.grow_box(c.box, masks.RECT_MARGIN, c.image.shape, min_px=1)
+    grown = masks.grow_box(c.box, MASKS["rect_margin"], c.image.shape, min_px=1)
     outside = m.copy()
     outside[grown[1]:grown[3], grown[0]:grown[2]] = False
     assert not outside.any()
-    assert np.array_equal(m, grabcut_mask(c.image, c.box))
+    assert np.array_equal(m, grabcut_mask(c.image, c.box, **GRABCUT))
 
 
 def test_flip_and_lighting_do_not_break_grabcut():
@@ -71,22 +79,22 @@ def test_flip_and_lighting_do_not_break_grabcut():
     for flip, gain in [(False, 0.75), (True, 1.25)]:
         c = composite(subject, "garage", bg, height_frac=0.5, pos=(0.7, 0.4), flip=flip, subject_gain=gain,
                       global_gain=1.0)
-        assert mask_iou(grabcut_mask(c.image, c.box), c.mask) > 0.9
+        assert mask_iou(grabcut_mask(c.image, c.box, **GRABCUT), c.mask) > 0.9
 
 
 def test_degenerate_boxes():
     img = load_rgb(str(skimage_photo("coffee.png")))
     h, w = img.shape[:2]
-    full = grabcut_mask(img, (0, 0, w, h))          # no background to learn from: the box itself
+    full = grabcut_mask(img, (0, 0, w, h), **GRABCUT)          # no background to learn from: the box itself
     assert full.all()
-    tiny = grabcut_mask(img, (100, 100, 102, 101))
+    tiny = grabcut_mask(img, (100, 100, 102, 101), **GRABCUT)
     assert tiny.shape == (h, w) and tiny.sum() <= 2 * 1 + 8
-    partly_outside = grabcut_mask(img, (-50, -50, 120, 90))
+    partly_outside = grabcut_mask(img, (-50, -50, 120, 90), **GRABCUT)
     assert not partly_outside[100:, :].any()
     with pytest.raises(ValueError):
-        segment(img, (w + 10, 0, w + 20, 10), "object")
+        segment(img, (w + 10, 0, w + 20, 10), "object", MASKS)
     with pytest.raises(ValueError):
-        segment(img, (0, 0, 10, 10), "object", backend="magic")
+        segment(img, (0, 0, 10, 10), "object", with_backend("magic"))
 
 
 def test_clean_mask_drops_specks_and_fills_small_holes():
@@ -95,7 +103,7 @@ def test_clean_mask_drops_specks_and_fills_small_holes():
     m[50, 50] = False                     # pinhole
     m[30:60, 40:45] = False               # a real gap (5 % of the area): kept
     m[2, 2] = True                        # speck
-    out = clean_mask(m)
+    out = clean_mask(m, MASKS["min_component_share"], MASKS["max_hole_share"])
     assert out[50, 50] and not out[2, 2] and not out[40, 42]
 
 
@@ -110,7 +118,7 @@ def test_sam2_without_weights_says_where_it_looked(tmp_path, monkeypatch):
     img = np.zeros((32, 32, 3), np.uint8)
     segmentation.load_sam2.cache_clear()
     with pytest.raises(ModelNotFound):
-        segment(img, (4, 4, 20, 20), "object", backend="sam2")
+        segment(img, (4, 4, 20, 20), "object", with_backend("sam2"))
 
 
 @pytest.mark.reference
@@ -145,7 +153,7 @@ def test_sam2_tiny_random_model_through_the_loader(tmp_path, monkeypatch):
     try:
         img = load_rgb(str(skimage_photo("coffee.png")))
         box = (150, 10, 480, 390)
-        mask = segment(img, box, "object", backend="sam2")
+        mask = segment(img, box, "object", with_backend("sam2"))
         assert mask.shape == img.shape[:2] and mask.dtype == bool
 
         seg = segmentation.load_sam2()

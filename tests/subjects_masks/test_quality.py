@@ -10,9 +10,16 @@ import numpy as np
 import pytest
 
 from s2vforge.backends.judge import JudgeAuthError, JudgeClient, JudgeError
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.subjects.quality import crop_quality, fill_outside, parse_recheck, recheck_with_vlm
 
 from .composites import SUBJECTS
+
+QUALITY = load_recipe(None)["subjects"]["quality"]      # the default recipe's subjects.quality
+
+
+def qcfg(**over) -> dict:
+    return {**QUALITY, **over}
 
 
 def _rgba(subject_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +36,7 @@ def cat():
 def test_geometry_fields(cat):
     rgba, m = cat
     h, w = rgba.shape[:2]
-    q = crop_quality(rgba, (100, 50, 100 + w, 50 + h), (720, 1280), aesthetic=None, brisque=False)
+    q = crop_quality(rgba, (100, 50, 100 + w, 50 + h), (720, 1280), qcfg(aesthetic=None, brisque=False))
     assert q["min_side"] == min(h, w)
     assert q["area_frac"] == pytest.approx(w * h / (720 * 1280))
     assert q["fill"] == pytest.approx(m.mean())
@@ -41,8 +48,8 @@ def test_blur_is_detected_on_a_real_crop(cat):
     blurred = rgba.copy()
     blurred[..., :3] = cv2.GaussianBlur(rgba[..., :3], (0, 0), 2.0)
     box = (0, 0, rgba.shape[1], rgba.shape[0])
-    sharp_q = crop_quality(rgba, box, (480, 640), aesthetic=None)
-    blur_q = crop_quality(blurred, box, (480, 640), aesthetic=None)
+    sharp_q = crop_quality(rgba, box, (480, 640), qcfg(aesthetic=None))
+    blur_q = crop_quality(blurred, box, (480, 640), qcfg(aesthetic=None))
     # measured: Laplacian variance 501 vs 3.9, CPBD 0.40 vs 0.09, BRISQUE 5 vs 68
     assert blur_q["sharpness"] < 0.1 * sharp_q["sharpness"]
     assert blur_q["cpbd"] < sharp_q["cpbd"] - 0.15
@@ -56,20 +63,20 @@ def test_outside_pixels_do_not_matter(cat):
     zeroed = rgba.copy()
     zeroed[~m, :3] = 0
     box = (0, 0, rgba.shape[1], rgba.shape[0])
-    a = crop_quality(rgba, box, (480, 640), aesthetic=None, brisque=False)
-    b = crop_quality(zeroed, box, (480, 640), aesthetic=None, brisque=False)
+    a = crop_quality(rgba, box, (480, 640), qcfg(aesthetic=None, brisque=False))
+    b = crop_quality(zeroed, box, (480, 640), qcfg(aesthetic=None, brisque=False))
     assert b["sharpness"] == pytest.approx(a["sharpness"], rel=0.05)
     assert b["cpbd"] == pytest.approx(a["cpbd"], abs=0.02)
-    filled = fill_outside(zeroed[..., :3], m)
+    filled = fill_outside(zeroed[..., :3], m, QUALITY["fill_sigma_frac"])
     assert filled[~m].mean() > 40            # no black border left to make a hard edge
 
 
 def test_empty_and_rgb_crops():
     empty = np.zeros((40, 30, 4), np.uint8)
-    q = crop_quality(empty, (0, 0, 30, 40), (100, 100), aesthetic=None)
+    q = crop_quality(empty, (0, 0, 30, 40), (100, 100), qcfg(aesthetic=None))
     assert q["fill"] == 0.0 and q["sharpness"] is None and q["cpbd"] is None and q["brisque"] is None
     rgb = np.ascontiguousarray(_rgba("coffee_cup")[0][..., :3])
-    q = crop_quality(rgb, (0, 0, rgb.shape[1], rgb.shape[0]), (480, 640), aesthetic=None, brisque=False)
+    q = crop_quality(rgb, (0, 0, rgb.shape[1], rgb.shape[0]), (480, 640), qcfg(aesthetic=None, brisque=False))
     assert q["fill"] == 1.0 and q["sharpness"] > 100
 
 
@@ -82,7 +89,8 @@ def test_aesthetic_predictor_sees_the_subject_on_white(cat):
             seen.extend(images)
             return np.array([5.5], np.float32)
 
-    q = crop_quality(rgba, (0, 0, rgba.shape[1], rgba.shape[0]), (480, 640), aesthetic=FakePredictor(), brisque=False)
+    q = crop_quality(rgba, (0, 0, rgba.shape[1], rgba.shape[0]), (480, 640),
+                     qcfg(aesthetic=FakePredictor(), brisque=False))
     assert q["aesthetic"] == pytest.approx(5.5)
     assert (seen[0][~m] == 255).all() and np.array_equal(seen[0][m], rgba[..., :3][m])
 
@@ -95,7 +103,7 @@ def test_aesthetic_auto_without_weights_is_none(cat, tmp_path, monkeypatch):
     aesthetic_scorer.clear_cache()
     try:
         rgba, _ = cat
-        q = crop_quality(rgba, (0, 0, 10, 10), (480, 640), brisque=False)
+        q = crop_quality(rgba, (0, 0, 10, 10), (480, 640), qcfg(brisque=False))
         assert q["aesthetic"] is None
     finally:
         aesthetic_scorer.clear_cache()

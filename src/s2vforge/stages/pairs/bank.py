@@ -19,9 +19,11 @@ for IVF), which is what a rebuild into another kind reads back.
 
 Index choice (``index="auto"``): exact ``IndexFlatIP`` up to ``exact_max`` vectors, then
 ``IndexIVFFlat`` with ``nlist ~ 4*sqrt(n)`` and ``nprobe`` tuned on a sample of the bank so that
-recall@10 against exact search reaches ``TUNE_RECALL``; ``index="hnsw"`` uses ``IndexHNSWFlat``
-with ``efSearch`` tuned the same way (to ``TUNE_RECALL_HNSW``). Measured in docs/retrieval.md
-(benchmarks/bench_bank.py).
+recall@10 against exact search reaches ``tune_recall``; ``index="hnsw"`` uses ``IndexHNSWFlat``
+with ``efSearch`` tuned the same way (to ``tune_recall_hnsw``). Measured in docs/retrieval.md
+(benchmarks/bench_bank.py). These options (BANK_OPTIONS) are the recipe's `pairs.bank` section,
+where their values and sources live (recipes/openhumanvid.yaml); a bank records them in its
+manifest's ``params`` when created, and keeps them.
 
 Concurrency: a bank has a single writer. ``save`` takes an exclusive ``fcntl`` lock on
 ``.lock`` and refuses (``BankConflictError``) when another writer saved since this bank was
@@ -49,16 +51,16 @@ FORMAT_VERSION = 1
 METRIC = "cosine_ip"
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 
-# Exact search up to this many vectors: a flat scan of 5e4 x 512 floats answers a query in a
-# few ms on 2 cores (docs/retrieval.md), so approximation only pays beyond it.
-DEFAULT_EXACT_MAX = 50_000
-# Target recall@10 of approximate vs exact search for the nprobe / efSearch tuning; the issue
-# asks for >= 0.95 on held-out queries, tuning on bank members aims a little higher.
-TUNE_RECALL = 0.97
-# HNSW answers bank members (graph nodes) better than new appearances: measured on clustered
-# data, member recall 0.99 <-> fresh-query recall >= 0.986 (128-d and 512-d), while member 0.97
-# allowed fresh 0.94 at 512-d. IVF's member and fresh recalls agree within ~0.01.
-TUNE_RECALL_HNSW = 0.99
+# The recipe's `pairs.bank` keys (IdentityBank.create / open_or_create keywords). In the default
+# recipe: exact search up to exact_max = 50,000 vectors (a flat scan of 5e4 x 512 floats answers a
+# query in a few ms on 2 cores, docs/retrieval.md, so approximation only pays beyond it); target
+# recall@10 of approximate vs exact search for the nprobe tuning tune_recall = 0.97 (the issue asks
+# for >= 0.95 on held-out queries, tuning on bank members aims a little higher); for efSearch
+# tune_recall_hnsw = 0.99 (HNSW answers bank members, its graph nodes, better than new appearances:
+# measured on clustered data, member recall 0.99 <-> fresh-query recall >= 0.986 at 128-d and
+# 512-d, while member 0.97 allowed fresh 0.94 at 512-d; IVF's member and fresh recalls agree
+# within ~0.01).
+BANK_OPTIONS = ("index", "exact_max", "nlist", "hnsw_m", "tune_recall", "tune_recall_hnsw", "threads")
 TUNE_QUERIES = 256
 # An IVF index trained on n vectors is retrained once the bank has grown past this factor,
 # so nlist keeps tracking ~4*sqrt(n) (FAISS wiki "Guidelines to choose an index").
@@ -201,10 +203,12 @@ class IdentityBank:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def create(cls, path: Path, dim: int, *, embedder: str, index: str = "auto",
-               exact_max: int = DEFAULT_EXACT_MAX, nlist: int | None = None, hnsw_m: int = 32,
-               threads: int | None = None) -> "IdentityBank":
-        """A new empty bank at ``path`` (written on the first ``save``); refuses to overwrite one."""
+    def create(cls, path: Path, dim: int, *, embedder: str, index: str, exact_max: int, nlist: int | None,
+               hnsw_m: int, tune_recall: float, tune_recall_hnsw: float, threads: int | None) -> "IdentityBank":
+        """A new empty bank at ``path`` (written on the first ``save``); refuses to overwrite one.
+
+        The options are the recipe's `pairs.bank` section (BANK_OPTIONS): ``IdentityBank.create(path,
+        dim, embedder=..., **recipe["pairs"]["bank"])``."""
         path = Path(path)
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be one of {INDEX_KINDS}, got {index!r}")
@@ -216,7 +220,8 @@ class IdentityBank:
         manifest = {
             "format": FORMAT_VERSION, "embedder": embedder, "dim": int(dim), "metric": METRIC,
             "requested_index": index, "index_kind": "flat",
-            "params": {"exact_max": int(exact_max), "nlist": nlist, "hnsw_m": int(hnsw_m)},
+            "params": {"exact_max": int(exact_max), "nlist": nlist, "hnsw_m": int(hnsw_m),
+                       "tune_recall": float(tune_recall), "tune_recall_hnsw": float(tune_recall_hnsw)},
             "search": {}, "trained_count": 0, "count": 0, "revision": 0,
             "created": _now(), "updated": None, "s2vforge_version": _version(),
         }
@@ -264,12 +269,21 @@ class IdentityBank:
         return bank
 
     @classmethod
-    def open_or_create(cls, path: Path, dim: int, *, embedder: str, **kw) -> "IdentityBank":
-        """Open the bank at ``path`` if it exists (same embedder and dim, else ValueError), else create it."""
+    def open_or_create(cls, path: Path, dim: int, *, embedder: str, index: str, exact_max: int, nlist: int | None,
+                       hnsw_m: int, tune_recall: float, tune_recall_hnsw: float,
+                       threads: int | None) -> "IdentityBank":
+        """Open the bank at ``path`` if it exists (same embedder and dim, else ValueError), else create it
+        with the `pairs.bank` options (an existing bank keeps the options it was created with)."""
         path = Path(path)
         if not (path / MANIFEST_FILE).exists():
-            return cls.create(path, dim, embedder=embedder, **kw)
-        bank = cls.open(path, threads=kw.get("threads"))
+            return cls.create(path, dim, embedder=embedder, index=index, exact_max=exact_max, nlist=nlist,
+                              hnsw_m=hnsw_m, tune_recall=tune_recall, tune_recall_hnsw=tune_recall_hnsw,
+                              threads=threads)
+        bank = cls.open(path, threads=threads)
+        # banks written before the tuning targets were recorded: they were tuned to the recipe's values
+        params = bank._manifest["params"]
+        params.setdefault("tune_recall", float(tune_recall))
+        params.setdefault("tune_recall_hnsw", float(tune_recall_hnsw))
         if bank.embedder != embedder or bank.dim != int(dim):
             raise ValueError(
                 f"the identity bank at {path} holds {bank.embedder!r} vectors of dim {bank.dim}, but "
@@ -402,10 +416,11 @@ class IdentityBank:
             index.make_direct_map()  # keeps vectors reconstructible for later rebuilds
             self._manifest["search"] = {"nlist": nlist}
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, int(params.get("hnsw_m") or 32), faiss.METRIC_INNER_PRODUCT)
+            hnsw_m = int(params["hnsw_m"])      # recorded at create (pairs.bank.hnsw_m)
+            index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.add(x)
-            self._manifest["search"] = {"hnsw_m": int(params.get("hnsw_m") or 32),
+            self._manifest["search"] = {"hnsw_m": hnsw_m,
                                         "ef_construction": HNSW_EF_CONSTRUCTION}
         else:
             raise ValueError(f"unknown approximate index kind {kind!r}")
@@ -415,7 +430,8 @@ class IdentityBank:
         self._tune(x)
 
     def _tune(self, x: np.ndarray, k: int = 10) -> None:
-        """Smallest nprobe / efSearch whose recall@k vs exact reaches TUNE_RECALL.
+        """Smallest nprobe / efSearch whose recall@k vs exact reaches the bank's tune_recall
+        (tune_recall_hnsw for HNSW).
 
         Queries are sampled bank members with themselves dropped from both answers: a member always
         finds itself, which would flatter recall by ~1/k compared with a new appearance.
@@ -432,7 +448,11 @@ class IdentityBank:
         truth = _drop_self(truth, rows, k)
         kind = self.index_kind
         steps = NPROBE_STEPS if kind == "ivf" else EF_SEARCH_STEPS
-        target = TUNE_RECALL if kind == "ivf" else TUNE_RECALL_HNSW
+        key = "tune_recall" if kind == "ivf" else "tune_recall_hnsw"
+        if key not in self._manifest["params"]:
+            raise BankError(f"{self.path / MANIFEST_FILE} records no {key} (a bank from an older version): "
+                            f"open it with IdentityBank.open_or_create(..., **recipe['pairs']['bank']) to add to it")
+        target = float(self._manifest["params"][key])
         chosen, rec = steps[-1], 0.0
         for s in steps:
             if kind == "ivf":

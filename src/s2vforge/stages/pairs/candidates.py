@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..recipe_keys import need
 from .bankreg import BankEntry
 from .clipembed import cached_embedder, clip_frames_at, read_rgba
 from .tracks import Instance, Track
@@ -61,16 +62,16 @@ class Candidate:
 
 def prior_verdict(target: Instance, cand: Candidate, cfg: dict) -> str | None:
     """None when the candidate may pair with the target, else the verdict that says why not."""
-    pri = cfg["priors"]
+    pri = need(cfg, "priors", "pairs")
     if cand.source == "bank":
         return None
     c = cand.inst
     if c.clip_id == target.clip_id:
         return "same_clip"
     if target.category in LIVING:
-        if pri.get("living", "same_group") == "same_group" and c.group_id != target.group_id:
+        if need(pri, "living", "pairs.priors") == "same_group" and c.group_id != target.group_id:
             return "prior_different_group"
-    elif pri.get("objects", "cross_video") == "cross_video" and c.video_id == target.video_id:
+    elif need(pri, "objects", "pairs.priors") == "cross_video" and c.video_id == target.video_id:
         return "prior_same_video"
     return None
 
@@ -139,32 +140,34 @@ def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: 
     ref_vec = cand.inst.vector if cand.inst is not None else cand.entry.vector
     tgt_crop = images.crop(inst=target)
     ref_crop = images.crop(inst=cand.inst) if cand.inst is not None else images.crop(entry=cand.entry)
-    vcfg = cfg.get("verify") or {}
-    strong = cfg.get("accept_similarity") or {}
+    vcfg = need(cfg, "verify", "pairs")
+    strong = need(cfg, "accept_similarity", "pairs")
     cat = target.category
     if cat == "face":
-        out.append(V.verify_face_agreement(ref_vec, target.vector, **(vcfg.get("face") or {})))
+        out.append(V.verify_face_agreement(ref_vec, target.vector, **need(vcfg, "face", "pairs.verify")))
     elif cat == "person":
         emb = cached_embedder(state if state is not None else {"embedders": {}}, "person", cfg)
         pr, pt = person_parts(emb, ref_vec), person_parts(emb, target.vector)
-        face_v = V.verify_face_agreement(pr["face"], pt["face"], **(vcfg.get("face") or {}))
+        face_v = V.verify_face_agreement(pr["face"], pt["face"], **need(vcfg, "face", "pairs.verify"))
         out.append(face_v)
         if face_v.ok is None:       # one side shows no face: appearance decides
             app = None if (pr["appearance"] is None or pt["appearance"] is None) else float(pr["appearance"] @ pt["appearance"])
-            out.append(_agreement("appearance_agreement", app, strong.get("person")))
+            out.append(_agreement("appearance_agreement", app,
+                                  need(strong, "person", "pairs.accept_similarity")))
     elif cat == "animal":
-        out.append(_agreement("embedding_agreement", cand.sim, strong.get("animal")))
+        out.append(_agreement("embedding_agreement", cand.sim, need(strong, "animal", "pairs.accept_similarity")))
     else:
         if tgt_crop is None or ref_crop is None:
             geo = V.Verdict("geometric", False, None, "crop_unreadable")
         else:
-            geo = V.verify_geometric(ref_crop, tgt_crop, **(vcfg.get("geometric") or {}))
+            geo = V.verify_geometric(ref_crop, tgt_crop, **need(vcfg, "geometric", "pairs.verify"))
         out.append(geo)
-        thr = strong.get(cat)
+        thr = need(strong, cat, "pairs.accept_similarity")
         if geo.ok is not True and thr is not None and cand.sim >= float(thr):
             out.append(V.Verdict("accepted_on_similarity", True, float(cand.sim), f"cos={cand.sim:.3f}>={float(thr):g}"))
-    if cat not in ("face", "person") and cfg["priors"].get("text_match") and tgt_crop is not None and ref_crop is not None:
-        out.append(V.verify_text_match(ref_crop, tgt_crop))
+    if cat not in ("face", "person") and need(cfg["priors"], "text_match", "pairs.priors") and tgt_crop is not None \
+            and ref_crop is not None:
+        out.append(V.verify_text_match(ref_crop, tgt_crop, **need(vcfg, "text", "pairs.verify")))
     if vlm is not None and ref_crop is not None and accepted(out):
         frame = tgt_crop
         try:
@@ -182,8 +185,8 @@ def pair_track(track: Track, banks: dict, by_id: dict[str, Instance], entries: d
     from .diversity import context_diversity
     t = track.target
     cat = track.category
-    b = cfg["bounds"].get(cat) or {}
-    lower, upper = float(b.get("lower", 0.0)), float(b.get("upper", 1.0))
+    b = need(need(cfg, "bounds", "pairs"), cat, "pairs.bounds")
+    lower, upper = float(need(b, "lower", f"pairs.bounds.{cat}")), float(need(b, "upper", f"pairs.bounds.{cat}"))
     rejected: list[str] = []
     edges: list[tuple[str, str, float]] = []
     chosen: list[Candidate] = []

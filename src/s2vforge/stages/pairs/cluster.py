@@ -83,9 +83,10 @@ def _average_linkage(k: int, li: np.ndarray, lj: np.ndarray, w: np.ndarray, cut:
     return fcluster(z, t=cut, criterion="distance")
 
 
-def cluster_identities(n: int, edges: Iterable[tuple[int, int, float]], *, method: str = "components",
-                       threshold: float | None = None) -> np.ndarray:
-    """Identity labels 0..C-1 for nodes 0..n-1 from weighted edges (i, j, similarity).
+def cluster_identities(n: int, edges: Iterable[tuple[int, int, float]], *, method: str,
+                       threshold: float | None) -> np.ndarray:
+    """Identity labels 0..C-1 for nodes 0..n-1 from weighted edges (i, j, similarity); method and
+    threshold are the recipe's `pairs.cluster` (the default recipe: components, null).
 
     components: edges with weight >= threshold (all edges when None) joined transitively.
     agglomerative: average linkage on distance 1 - similarity (missing edge = 1.0), clusters

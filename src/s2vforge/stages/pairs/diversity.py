@@ -13,6 +13,10 @@ by DINOv2 feature distance). So the subject is removed from each frame first and
   correlation and 1 - cosine spreads over [0, 1] instead of bunching near 0 as raw histograms do.
 - reference `dinov2` ({"model": dir}): DINOv2 patch tokens of the inpainted frame, averaged over
   the patches the subject does not cover (CLS when it covers them all), L2-normalised.
+
+Which one, and its settings, come from the recipe's `pairs.context` section (values and sources
+in recipes/openhumanvid.yaml). The scene descriptor's layout constants below define the
+descriptor itself (changing one changes every vector), so they are not recipe settings.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ...backends.errors import ModelNotFound  # noqa: F401 - re-exported for callers' except clauses
+from ..recipe_keys import need, take
 
 SCENE_SIDE = 160            # ours: context needs layout + colour, not detail; 160 px keeps inpaint ~2 ms
 MASK_DILATE_FRAC = 0.02     # grow the mask by 2% of the side so the subject's halo is removed too
@@ -32,7 +37,6 @@ GABOR_GRID = 4              # GIST pools on a 4x4 grid (Oliva & Torralba 2001)
 GABOR_ORIENTATIONS = 4
 GABOR_WAVELENGTHS = (4.0, 10.0)   # px at SCENE_SIDE: fine texture and coarse structure
 DINOV2_HF_REPO = "facebook/dinov2-base"
-DINOV2_LONG_SIDE = 224      # DINOv2's training resolution; rounded to multiples of the patch size
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -182,8 +186,7 @@ class Dinov2Embedder:
     """Reference: DINOv2 patch tokens of the subject-free frame, pooled outside the subject."""
     name = "dinov2"
 
-    def __init__(self, model: str | None = None, *, device: str = "cpu", dtype=None,
-                 long_side: int = DINOV2_LONG_SIDE, batch_size: int = 16) -> None:
+    def __init__(self, model: str | None, *, device: str, dtype, long_side: int, batch_size: int = 16) -> None:
         from ...backends.hf import quiet_transformers, require_torch_transformers, resolve_torch_dtype
         require_torch_transformers("DINOv2 background embedder")
         from ...backends.paths import find_model_dir
@@ -239,13 +242,16 @@ _EMBEDDERS: dict[str, BackgroundEmbedder] = {}
 _EMB_LOCK = threading.Lock()
 
 
-def background_embedder(cfg: dict | None = None) -> BackgroundEmbedder:
-    """The context embedder named by cfg["backend"] ("scene" default, "dinov2"), once per process.
+def background_embedder(cfg: dict) -> BackgroundEmbedder:
+    """The context embedder named by the recipe's `pairs.context` section (backend "scene" or
+    "dinov2"), once per process.
 
-    dinov2 options: model (dir; else $S2VFORGE_MODELS/dinov2-base, the HF cache of
-    facebook/dinov2-base), device, dtype. Raises ModelNotFound when the weights are absent."""
+    dinov2 settings: model (dir; null = $S2VFORGE_MODELS/dinov2-base, the HF cache of
+    facebook/dinov2-base), device, dtype, long_side. Raises ModelNotFound when the weights are
+    absent, MissingRecipeKey when a setting is."""
     cfg = dict(cfg or {})
-    backend = str(cfg.pop("backend", "scene")).lower()
+    backend = str(need(cfg, "backend", "pairs.context")).lower()
+    cfg.pop("backend")
     key = json.dumps([backend, cfg], sort_keys=True, default=str)
     with _EMB_LOCK:
         emb = _EMBEDDERS.get(key)
@@ -253,8 +259,8 @@ def background_embedder(cfg: dict | None = None) -> BackgroundEmbedder:
             if backend in ("scene", "embedded"):
                 emb = SceneEmbedder()
             elif backend == "dinov2":
-                emb = Dinov2Embedder(cfg.get("model"), device=cfg.get("device", "cpu"), dtype=cfg.get("dtype"),
-                                     long_side=int(cfg.get("long_side", DINOV2_LONG_SIDE)))
+                s = take(cfg, ("model", "device", "dtype", "long_side"), "pairs.context")
+                emb = Dinov2Embedder(s["model"], device=s["device"], dtype=s["dtype"], long_side=int(s["long_side"]))
             else:
                 raise ValueError(f"unknown background embedder {backend!r}; known: scene, dinov2")
             _EMBEDDERS[key] = emb

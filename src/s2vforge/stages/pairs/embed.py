@@ -1,13 +1,14 @@
 """Stage 1 of `pair`: identity embeddings of subject crops, one embedder per category.
 
-Which backend embeds which category comes from the recipe's `pairs.embed` section:
+Which backend embeds which category, and with which settings, comes from the recipe's
+`pairs.embed` section (values and sources in recipes/openhumanvid.yaml; no defaults here):
 
     pairs:
       embed:
-        face:   {backend: dlib}                      # embedded (default) | arcface | curricularface
-        person: {backend: embedded, face: dlib}      # appearance ++ face (Phantom-Data); reuse_face_rows: true
-        animal: {backend: embedded}                  # embedded | clip | dinov2 | siglip
-        object: {backend: embedded}                  # reference: {backend: clip, model: DIR_OR_NAME}
+        face:   {backend: dlib, ...}                 # embedded dlib | arcface | curricularface
+        person: {backend: embedded, face: dlib, weights: ..., reuse_face_rows: true, ...}   # appearance ++ face
+        animal: {backend: embedded, ...}             # embedded | clip | dinov2 | siglip
+        object: {backend: embedded, ...}             # reference: {backend: clip, model: DIR_OR_NAME}
 
 Embedded backends need no torch and no download (backends/identity.py): faces dlib 128-d,
 objects/animals the "sift-colour-v1" instance descriptor (RootSIFT words + colour), persons
@@ -26,19 +27,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..recipe_keys import need
+
 
 CATEGORIES = ("face", "person", "animal", "object")
 
-DEFAULT_EMBED = {
-    "face": {"backend": "dlib"},
-    "person": {"backend": "embedded", "face": "dlib", "reuse_face_rows": True},
-    "animal": {"backend": "embedded"},
-    "object": {"backend": "embedded"},
-}
 # Phantom-Data builds person identity from the face and the body appearance; the face carries the
-# identity (clothes change across clips), so it weighs more. Ours: 0.6 face / 0.4 appearance (squared
-# weights, i.e. the cosine of two complete rows is 0.6 cos_face + 0.4 cos_appearance).
-PERSON_WEIGHTS = {"appearance": 0.4, "face": 0.6}
+# identity (clothes change across clips), so it weighs more: pairs.embed.person.weights (the
+# default recipe's 0.6 face / 0.4 appearance are squared weights, i.e. the cosine of two complete
+# rows is 0.6 cos_face + 0.4 cos_appearance).
 # The pairs pipeline replaces the face part of a person vector by the vector of the *face row* of
 # the same clip and frame whose box lies inside the person box (tracks.attach_face_rows): the
 # subjects stage found that face at full frame resolution, while re-detecting it inside a small,
@@ -61,19 +58,27 @@ class IdentityEmbedder(Protocol):
         ...
 
 
-def category_settings(category: str, cfg: dict | None = None) -> dict:
-    """The effective settings for `category`: the recipe's entry over DEFAULT_EMBED, backend lower-cased."""
+def category_settings(category: str, cfg: dict) -> dict:
+    """The effective settings for `category`: the recipe's `pairs.embed.<category>` entry, backend
+    lower-cased (MissingRecipeKey when the section lacks the category or its backend)."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown subject category {category!r} (expected one of {CATEGORIES})")
-    merged = dict(DEFAULT_EMBED[category])
-    merged.update((cfg or {}).get(category) or {})
-    merged["backend"] = str(merged.get("backend", "embedded")).lower()
+    entry = need(cfg, category, "pairs.embed")
+    if not isinstance(entry, dict):
+        raise ValueError(f"pairs.embed.{category} must be a mapping of settings, not {entry!r}")
+    merged = dict(entry)
+    merged["backend"] = str(need(merged, "backend", f"pairs.embed.{category}")).lower()
     if category == "face" and merged["backend"] in EMBEDDED_ALIASES:
         merged["backend"] = "dlib"
     return merged
 
 
-def embedder_key(category: str, cfg: dict | None = None) -> str:
+def _setting(s: dict, key: str, category: str):
+    """s[key] of the `pairs.embed.<category>` settings (MissingRecipeKey names it when absent)."""
+    return need(s, key, f"pairs.embed.{category}")
+
+
+def embedder_key(category: str, cfg: dict) -> str:
     """Stable id of the backend + settings for `category` (resume stamps): changes when a setting,
     the embedded descriptor's version or its codebook changes; cheap (loads no model)."""
     s = category_settings(category, cfg)
@@ -85,22 +90,22 @@ def embedder_key(category: str, cfg: dict | None = None) -> str:
         stamp["codebook"] = codebook_digest()
         stamp["object_weights"] = OBJECT_WEIGHTS
     if category == "person":
-        stamp["person_weights"] = {**PERSON_WEIGHTS, **(s.get("weights") or {})}
+        stamp["person_weights"] = dict(_setting(s, "weights", category))
         if reuses_face_rows(cfg):
             stamp["face_source"] = PERSON_FACE_SOURCE
     digest = hashlib.sha1(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{category}/{s['backend']}/{digest}"
 
 
-def reuses_face_rows(cfg: dict | None = None) -> bool:
+def reuses_face_rows(cfg: dict) -> bool:
     """True when person vectors take their face part from the co-located face row: the person
     embedder has a face part of the same backend as the face category's embedder (same space)."""
     p = category_settings("person", cfg)
-    face_backend = str(p.get("face", "dlib")).lower()
-    if face_backend in ("none", "off", "") or not p.get("reuse_face_rows", True):
+    face_backend = str(_setting(p, "face", "person")).lower()
+    if face_backend in ("none", "off", "") or not _setting(p, "reuse_face_rows", "person"):
         return False
-    return face_backend == category_settings("face", cfg)["backend"] and p.get("face_model") == \
-        category_settings("face", cfg).get("model")
+    f = category_settings("face", cfg)
+    return face_backend == f["backend"] and _setting(p, "face_model", "person") == _setting(f, "model", "face")
 
 
 def person_parts(embedder, vec) -> dict[str, np.ndarray | None]:
@@ -151,50 +156,52 @@ def compose_person(embedder, vec, face_vec) -> np.ndarray | None:
     return out / max(float(np.linalg.norm(out)), 1e-12)
 
 
-def _face_embedder(backend: str, s: dict, fallback_to_crop: bool):
+def _face_embedder(backend: str, model, device: str, fallback_to_crop: bool):
     from ...backends import identity
     if backend == "dlib":
         return identity.DlibFaceIdentity(fallback_to_crop=fallback_to_crop)
     if backend in ("arcface", "curricularface"):
-        return identity.OnnxFaceIdentity(backend, s.get("model"), device=s.get("device", "cpu"),
-                                         fallback_to_crop=fallback_to_crop)
+        return identity.OnnxFaceIdentity(backend, model, device=device, fallback_to_crop=fallback_to_crop)
     raise ValueError(f"unknown face backend {backend!r} (expected one of {FACE_BACKENDS})")
 
 
-def _appearance_embedder(backend: str, s: dict):
+def _appearance_embedder(backend: str, s: dict, category: str):
     from ...backends import identity
     if backend in EMBEDDED_ALIASES:
-        return identity.SiftColourDescriptor(s.get("descriptor_weights"))
+        return identity.SiftColourDescriptor(_setting(s, "descriptor_weights", category))
     if backend in IMAGE_BACKENDS:
-        return identity.HFImageIdentity(backend, s.get("model"), device=s.get("device", "auto"),
-                                        dtype=s.get("dtype"), batch_size=int(s.get("batch_size", 32)))
+        return identity.HFImageIdentity(backend, _setting(s, "model", category), device=_setting(s, "device", category),
+                                        dtype=_setting(s, "dtype", category),
+                                        batch_size=int(_setting(s, "batch_size", category)))
     raise ValueError(f"unknown appearance backend {backend!r} (expected embedded or one of {IMAGE_BACKENDS})")
 
 
-def build_embedder(category: str, cfg: dict | None = None) -> IdentityEmbedder:
+def build_embedder(category: str, cfg: dict) -> IdentityEmbedder:
     """A fresh embedder (no cache); embedder_for caches these per process."""
     from ...backends import identity
     s = category_settings(category, cfg)
     backend = s["backend"]
     if category == "face":
-        return _face_embedder(backend, s, fallback_to_crop=bool(s.get("fallback_to_crop", True)))
+        return _face_embedder(backend, _setting(s, "model", category), _setting(s, "device", category),
+                              fallback_to_crop=bool(_setting(s, "fallback_to_crop", category)))
     if category == "person":
-        appearance = _appearance_embedder(backend, s)
-        face_backend = str(s.get("face", "dlib")).lower()
+        appearance = _appearance_embedder(backend, s, category)
+        face_backend = str(_setting(s, "face", category)).lower()
         if face_backend in ("none", "off", ""):
             return appearance
-        face_cfg = {"model": s.get("face_model"), "device": s.get("device", "cpu")}
-        face = identity.TopFaceIdentity(_face_embedder(face_backend, face_cfg, fallback_to_crop=False))
-        w = {**PERSON_WEIGHTS, **(s.get("weights") or {})}
+        # the face part runs on the person's device (ONNX: "cuda..." = GPU, anything else = CPU)
+        face = identity.TopFaceIdentity(_face_embedder(face_backend, _setting(s, "face_model", category),
+                                                       _setting(s, "device", category), fallback_to_crop=False))
+        w = _setting(s, "weights", category)
         return identity.ConcatIdentity([(appearance, float(w["appearance"])), (face, float(w["face"]))])
-    return _appearance_embedder(backend, s)
+    return _appearance_embedder(backend, s, category)
 
 
 _CACHE: dict[str, IdentityEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def embedder_for(category: str, cfg: dict | None = None) -> IdentityEmbedder:
+def embedder_for(category: str, cfg: dict) -> IdentityEmbedder:
     """The embedder for `category` under the recipe's `pairs.embed` section (built once per process
     per embedder_key: a worker loads each model once).
 

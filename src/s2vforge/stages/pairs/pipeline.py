@@ -157,7 +157,7 @@ def build_pairs(run: StageRun, cfg: dict, bank_dirs: Sequence[Path], state: dict
     unavailable: dict[str, str] = {}
     if any(i.category == "person" for i in instances) and reuses_face_rows(cfg["embed"]):
         try:
-            summary["n_persons_with_face_row"] = attach_face_rows(instances, cached_embedder(state, "person", cfg))
+            summary["n_persons_with_face_row"] = attach_face_rows(instances, cached_embedder(state, "person", cfg), cfg)
         except BackendUnavailable as e:   # the person embedder is missing: its instances are already NaN rows
             unavailable["embed_person"] = str(e)
     tracks = build_tracks(instances, cfg)
@@ -171,7 +171,7 @@ def build_pairs(run: StageRun, cfg: dict, bank_dirs: Sequence[Path], state: dict
     summary["bank_s"] = round(time.perf_counter() - t_bank, 3)
 
     t_pair = time.perf_counter()
-    vlm = vlm_verifier_from_config(cfg["verify"].get("vlm")) if cfg["verify"].get("vlm") else None
+    vlm = vlm_verifier_from_config(cfg["verify"]["vlm"])
     by_id = {i.subject_id: i for i in instances}
     entry_by_id = {e.entry_id: e for e in entries}
     images = CropCache(dataset)
@@ -219,9 +219,8 @@ def cluster_rows(rows: list[dict], tracks: list[Track], instances: list[Instance
             pairs.append((index[tr.target.subject_id], index[m.subject_id], 1.0))
     for a, b, w in edges:
         pairs.append((index[a], index[b], float(min(1.0, max(0.0, w)))))
-    ccfg = cfg.get("cluster") or {}
-    labels = list(cluster_identities(len(ids), pairs, method=ccfg.get("method", "components"),
-                                       threshold=ccfg.get("threshold")))
+    labels = list(cluster_identities(len(ids), pairs, method=cfg["cluster"]["method"],
+                                       threshold=cfg["cluster"]["threshold"]))
     members: dict[int, list[str]] = {}
     for s, lab in zip(ids, labels):
         members.setdefault(int(lab), []).append(s)

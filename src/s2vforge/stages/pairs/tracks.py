@@ -7,6 +7,9 @@ whose boxes overlap (`in_clip_box_iou`) are one identity, a `Track`; its best in
 
 `attach_face_rows` gives a person instance the face vector of the face row found in the same
 clip and frame inside its box (embed.PERSON_FACE_SOURCE says why).
+
+Thresholds come from the recipe's `pairs` section (in_clip_threshold, in_clip_box_iou,
+embed.person.face_row_inside_share; values and sources in recipes/openhumanvid.yaml).
 """
 from __future__ import annotations
 
@@ -16,9 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# ours: a face box counts as "inside" a person box when this share of its area is; the subjects
-# stage's face boxes are tight, person boxes loose, so 0.9 tolerates a few pixels of overhang.
-FACE_INSIDE_PERSON = 0.9
+from ...backends import boxes
+from ..recipe_keys import need
 
 
 @dataclass
@@ -52,13 +54,8 @@ class Track:
 
 
 def box_iou(a, b) -> float:
-    if a is None or b is None:
-        return 0.0
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
+    """backends.boxes.box_iou; 0 when either instance has no box."""
+    return 0.0 if a is None or b is None else boxes.box_iou(a, b)
 
 
 def quality_score(row: dict) -> float:
@@ -77,8 +74,8 @@ def quality_score(row: dict) -> float:
 def build_tracks(instances: list[Instance], cfg: dict) -> list[Track]:
     """Group one clip's instances of one identity (see module doc); target = best quality, ties
     broken by closeness to the clip's middle frame, then subject_id."""
-    thr = cfg["in_clip_threshold"]
-    iou_thr = float(cfg["in_clip_box_iou"])
+    thr = need(cfg, "in_clip_threshold", "pairs")
+    iou_thr = float(need(cfg, "in_clip_box_iou", "pairs"))
     by_key: dict[tuple[str, str], list[Instance]] = {}
     for inst in instances:
         by_key.setdefault((inst.clip_id, inst.category), []).append(inst)
@@ -99,7 +96,7 @@ def build_tracks(instances: list[Instance], cfg: dict) -> list[Track]:
                     continue    # two boxes on one frame are two subjects
                 same = box_iou(a.bbox, b.bbox) >= iou_thr
                 if not same and a.vector is not None and b.vector is not None:
-                    same = float(a.vector @ b.vector) >= float(thr.get(cat, 0.9))
+                    same = float(a.vector @ b.vector) >= float(need(thr, cat, "pairs.in_clip_threshold"))
                 if same:
                     parent[find(i)] = find(j)
         groups: dict[int, list[Instance]] = {}
@@ -129,12 +126,17 @@ def _inside_share(inner, outer) -> float:
     return ix * iy / area if area > 0 else 0.0
 
 
-def attach_face_rows(instances: list[Instance], person_embedder) -> int:
+def attach_face_rows(instances: list[Instance], person_embedder, cfg: dict) -> int:
     """Replace the face part of each person vector by the vector of the face instance of the same
     clip and frame whose box lies inside the person box (the largest such face); returns how many
     persons got one. A person without such a face keeps its own (re-detected or empty) face part,
-    so verification falls back to appearance when a side has no face."""
+    so verification falls back to appearance when a side has no face.
+
+    "Inside": at least `pairs.embed.person.face_row_inside_share` of the face box's area (`cfg` is
+    the pairs section; the subjects stage's face boxes are tight, person boxes loose)."""
     from .embed import compose_person
+    inside_share = float(need(need(need(cfg, "embed", "pairs"), "person", "pairs.embed"), "face_row_inside_share",
+                              "pairs.embed.person"))
     faces: dict[tuple[str, int | None], list[Instance]] = {}
     for i in instances:
         if i.category == "face" and i.vector is not None and i.bbox:
@@ -143,7 +145,7 @@ def attach_face_rows(instances: list[Instance], person_embedder) -> int:
     for p in instances:
         if p.category != "person" or p.vector is None or not p.bbox:
             continue
-        inside = [f for f in faces.get((p.clip_id, p.frame_idx), ()) if _inside_share(f.bbox, p.bbox) >= FACE_INSIDE_PERSON]
+        inside = [f for f in faces.get((p.clip_id, p.frame_idx), ()) if _inside_share(f.bbox, p.bbox) >= inside_share]
         if not inside:
             continue
         best = max(inside, key=lambda f: ((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]), f.subject_id))

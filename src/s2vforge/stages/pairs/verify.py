@@ -14,7 +14,8 @@ is kept or dropped, and every one returns a `Verdict` that the pipeline records:
   identity verification is a VLM check; here any endpoint works).
 
 `ok=None` means "could not decide" (no face, no text, endpoint down): it is recorded, never
-guessed.
+guessed. The thresholds are the recipe's `pairs.verify` section (values, measurements and
+sources in recipes/openhumanvid.yaml); the functions here take them as required keywords.
 """
 from __future__ import annotations
 
@@ -27,30 +28,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..recipe_keys import take
+
 if TYPE_CHECKING:  # pragma: no cover
     from ...backends.judge import JudgeClient
 
-# ours, measured (tests/pairs_verify/measure_geometric.py): 8 packaged objects (skimage coffee,
-# chelsea, rocket, astronaut, motorcycle, logo; matplotlib Minduka pack, grace_hopper) pasted onto
-# real backgrounds at 0.3-1.5x, mirrored, darker, rotated, perspective-tilted, blurred and JPEG'd.
-# Pairs of *different* objects never exceeded 6 MAGSAC inliers (224 pairs: 191 with 0, the rest
-# 4-6; 4 is the homography's minimal sample); same-object pairs had a median of 74 and a low tail
-# of 11-13 at 0.3x scale + blur + JPEG 35-50. 10 sits between the tails. Neither Phantom-Data nor
+# pairs.verify.geometric.min_inliers (10 in the default recipe), ours, measured
+# (tests/pairs_verify/measure_geometric.py): 8 packaged objects (skimage coffee, chelsea, rocket,
+# astronaut, motorcycle, logo; matplotlib Minduka pack, grace_hopper) pasted onto real backgrounds
+# at 0.3-1.5x, mirrored, darker, rotated, perspective-tilted, blurred and JPEG'd. Pairs of
+# *different* objects never exceeded 6 MAGSAC inliers (224 pairs: 191 with 0, the rest 4-6; 4 is
+# the homography's minimal sample); same-object pairs had a median of 74 and a low tail of 11-13
+# at 0.3x scale + blur + JPEG 35-50. 10 sits between the tails. Neither Phantom-Data nor
 # OpenSubject publish a keypoint-inlier number (both verify with embeddings / a VLM).
-GEOMETRIC_MIN_INLIERS = 10
-LOWE_RATIO = 0.75               # Lowe 2004, the ratio test's classic value
-RANSAC_REPROJ_PX = 4.0          # at max_side 512; OpenCV's findHomography default is 3 px
+# pairs.verify.face.max_distance (0.6): face_recognition.compare_faces(tolerance=0.6), euclidean
+# distance on dlib's *raw* 128-d descriptors, the value dlib's authors report 99.38% LFW accuracy with.
+
+# the matcher's internals (not recipe settings)
+RANSAC_REPROJ_PX = 4.0          # at 512 px; OpenCV's findHomography default is 3 px
 RANSAC_MIN_REPROJ_PX = 2.0
 SIFT_MAX_FEATURES = 1500        # enough for a 512 px crop; bounds matching cost
-# face_recognition.compare_faces(tolerance=0.6): euclidean distance on dlib's *raw* 128-d
-# descriptors, the value dlib's authors report 99.38% LFW accuracy with.
-FACE_MAX_DISTANCE = 0.6
 # ours, measured: raw dlib descriptors are NOT unit length; their norms were 1.39-1.46 (mean
 # 1.42) on carphone frames, astronaut and grace_hopper. Unit vectors are scaled back by this so
-# the 0.6 tolerance keeps its meaning (0.6 raw ~ 0.42 between unit vectors).
+# the 0.6 tolerance keeps its meaning (0.6 raw ~ 0.42 between unit vectors). A property of dlib's
+# model, not a setting.
 DLIB_RAW_NORM = 1.42
-TEXT_MIN_RATIO = 0.6            # ours: difflib ratio; 0.6 tolerates ~1 OCR error in 4-5 chars
-VLM_LONG_SIDE = 512             # the OpenS2V-Eval judge script sends 512 px long side
+OCR_MIN_SIDE = 96               # PP-OCR's detector misses text a few pixels high: smaller crops are upscaled
 
 
 @dataclass(frozen=True)
@@ -162,8 +165,7 @@ def _homography_inliers(p_ref: np.ndarray, p_tgt: np.ndarray, reproj: float) -> 
     return int(inl.sum())
 
 
-def verify_geometric(ref: np.ndarray, tgt: np.ndarray, *, min_inliers: int = GEOMETRIC_MIN_INLIERS,
-                     ratio: float = LOWE_RATIO, max_side: int = 512) -> Verdict:
+def verify_geometric(ref: np.ndarray, tgt: np.ndarray, *, min_inliers: int, ratio: float, max_side: int) -> Verdict:
     """Same object instance? Counts homography inliers of RootSIFT matches (ref and mirrored ref).
 
     `ref`, `tgt`: RGBA crops (alpha>0 = subject, as subjects/<id>.png) or RGB crops. A planar
@@ -203,8 +205,7 @@ def verify_geometric(ref: np.ndarray, tgt: np.ndarray, *, min_inliers: int = GEO
 
 # ----------------------------------------------------------------------------- faces
 
-def verify_face_agreement(ref_vec: np.ndarray | None, tgt_vec: np.ndarray | None, *,
-                          max_distance: float = FACE_MAX_DISTANCE) -> Verdict:
+def verify_face_agreement(ref_vec: np.ndarray | None, tgt_vec: np.ndarray | None, *, max_distance: float) -> Verdict:
     """Same person? Distance between dlib 128-d face descriptors, in face_recognition's units.
 
     Accepts raw dlib descriptors or the unit vectors `backends.face.DlibFaces.embed` returns:
@@ -240,7 +241,7 @@ def _on_white(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _ocr_text(ocr, img: np.ndarray, min_side: int = 96) -> str:
+def _ocr_text(ocr, img: np.ndarray, min_side: int = OCR_MIN_SIDE) -> str:
     import cv2
     rgb = _on_white(img)
     h, w = rgb.shape[:2]
@@ -266,7 +267,7 @@ def text_similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-def verify_text_match(ref: np.ndarray, tgt: np.ndarray, ocr=None, *, min_ratio: float = TEXT_MIN_RATIO) -> Verdict:
+def verify_text_match(ref: np.ndarray, tgt: np.ndarray, ocr=None, *, min_ratio: float) -> Verdict:
     """Same printed text/logo on both crops? (OCR prior for products.)
 
     `ocr`: a `backends.ocr.TextDetector` (default: the embedded rapidocr PP-OCR). ok=None when
@@ -347,7 +348,7 @@ def _rgb(img: np.ndarray, background: int = 255) -> np.ndarray:
 class VlmVerifier:
     """Identity-consistency + context-diversity check through an OpenAI-compatible VLM endpoint."""
 
-    def __init__(self, client: "JudgeClient", *, long_side: int = VLM_LONG_SIDE) -> None:
+    def __init__(self, client: "JudgeClient", *, long_side: int) -> None:
         self.client = client
         self.long_side = int(long_side)
 
@@ -392,14 +393,21 @@ class VlmVerifier:
         return [Verdict("vlm_identity", None, None, why), Verdict("vlm_context", None, None, why)]
 
 
+VLM_KEYS = ("enabled", "base_url", "model", "api_key_env", "timeout_s", "max_retries", "long_side")
+
+
 def vlm_verifier_from_config(cfg: dict | None) -> VlmVerifier | None:
-    """A verifier from recipe config {base_url, model, api_key_env, timeout_s, max_retries,
-    long_side, enabled}; None when no endpoint is configured (the check is then skipped)."""
-    if not cfg or cfg.get("enabled") is False or not cfg.get("base_url"):
+    """A verifier from the recipe's `pairs.verify.vlm` section {enabled, base_url, model,
+    api_key_env, timeout_s, max_retries, long_side}; None when the section is null, disabled or
+    names no endpoint (the check is then skipped)."""
+    if not cfg:
         return None
-    if not cfg.get("model"):
+    v = take(cfg, VLM_KEYS, "pairs.verify.vlm")
+    if v["enabled"] is False or not v["base_url"]:
+        return None
+    if not v["model"]:
         raise ValueError("pairs verify vlm endpoint needs 'model' as well as 'base_url'")
     from ...backends.judge import JudgeClient
-    client = JudgeClient(cfg["base_url"], cfg["model"], cfg.get("api_key_env", "OPENAI_API_KEY"),
-                         timeout_s=float(cfg.get("timeout_s", 60)), max_retries=int(cfg.get("max_retries", 3)))
-    return VlmVerifier(client, long_side=int(cfg.get("long_side", VLM_LONG_SIDE)))
+    client = JudgeClient(v["base_url"], v["model"], v["api_key_env"], timeout_s=float(v["timeout_s"]),
+                         max_retries=int(v["max_retries"]))
+    return VlmVerifier(client, long_side=int(v["long_side"]))

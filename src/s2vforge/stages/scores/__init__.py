@@ -4,10 +4,13 @@ Every scorer receives the same decoded `ClipFrames` (decode once, score many) an
 `{column: float | None}`. Model-backed scorers load their model once per process, lazily, so
 importing this registry is cheap and never imports torch/transformers/onnxruntime.
 
-Keep ranges live in the recipes, not here; the defaults they use are noted in each module.
+Keep ranges live in the recipes, not here; so do the scorers' settings: `scorer_params.<name>`
+of the recipe is passed as keywords (fn(frames, **params)), and the default recipe sets every
+one (recipes/openhumanvid.yaml); a scorer has no defaults of its own.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Callable
 
 from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.media.frames import ClipFrames
+from s2vforge.stages.recipe_keys import MissingRecipeKey
 
 from . import aesthetic, blur, brisque, luminance, motion, nsfw
 
@@ -37,10 +41,10 @@ SCORERS: dict[str, Scorer] = _registry(
            description="mean Rec.709 luma (0.2126R+0.7152G+0.0722B) of the cropped frames, 0..255"),
     Scorer("blur", blur.COLUMNS, blur.score_blur,
            description="CPBD sharpness in [0,1] (higher is sharper) and variance of the Laplacian, "
-                       f"both at long side {blur.WORK_LONG_SIDE} px"),
+                       "both at long side scorer_params.blur.long_side px"),
     Scorer("motion", motion.COLUMNS, motion.score_motion,
            description=f"texture-weighted mean Farneback flow magnitude, px per source frame interval "
-                       f"at width {motion.FLOW_WIDTH} px"),
+                       "at width scorer_params.motion.width px"),
     Scorer("brisque", brisque.COLUMNS, brisque.score_brisque, needs_model=True,
            description="BRISQUE no-reference quality (lower is better), mean over picked frames"),
     Scorer("nsfw", nsfw.COLUMNS, nsfw.score_nsfw, needs_model=True,
@@ -58,6 +62,14 @@ def _as_score(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def required_params(scorer: Scorer) -> list[str]:
+    """The keywords `scorer.fn` needs from scorer_params (those without a value in its signature)."""
+    sig = inspect.signature(scorer.fn)
+    return [p.name for i, p in enumerate(sig.parameters.values())
+            if i > 0 and p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
 def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict],
                 timings: dict[str, float] | None = None) -> tuple[dict, dict[str, str], dict[str, str]]:
     """Run each named scorer on the same frames.
@@ -66,11 +78,17 @@ def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict],
     cannot run at all (the run skips its filter and says so); `failed` maps a scorer name to
     why it failed on *this* clip (the clip is rejected with `<column>:missing`). Bad clips are
     data: a scorer exception never escapes. An unknown scorer name is a recipe error and
-    raises ValueError. `timings`, when given, accumulates seconds per scorer.
+    raises ValueError, a setting missing from `params` (the recipe's scorer_params) raises
+    MissingRecipeKey. `timings`, when given, accumulates seconds per scorer.
     """
     unknown = [n for n in names if n not in SCORERS]
     if unknown:
         raise ValueError(f"unknown scorer(s) {unknown}; known: {sorted(SCORERS)}")
+    for name in names:
+        given = (params or {}).get(name) or {}
+        missing = [k for k in required_params(SCORERS[name]) if k not in given]
+        if missing:
+            raise MissingRecipeKey(f"scorer_params.{name}.{missing[0]}", given)
     scores: dict = {}
     unavailable: dict[str, str] = {}
     failed: dict[str, str] = {}
@@ -78,7 +96,7 @@ def run_scorers(frames: ClipFrames, names: list[str], params: dict[str, dict],
         scorer = SCORERS[name]
         t0 = time.perf_counter()
         try:
-            out = scorer.fn(frames, **(params or {}).get(name, {}))
+            out = scorer.fn(frames, **((params or {}).get(name) or {}))
             scores.update({col: _as_score(out.get(col)) for col in scorer.columns})
         except BackendUnavailable as exc:
             scores.update(dict.fromkeys(scorer.columns))

@@ -1,7 +1,7 @@
 """Aesthetic quality (reference backend only): LAION improved-aesthetic MLP on CLIP ViT-L/14.
 
-score_aesthetic = mean predictor score over N_FRAMES = 4 evenly picked cropped frames (LAION
-scale ~1..10; OpenS2V-Eval normalises [4, 7]). There is no embedded fallback: without the
+score_aesthetic = mean predictor score over `n_frames` evenly picked cropped frames (4 in the
+default recipe's scorer_params.aesthetic; LAION scale ~1..10; OpenS2V-Eval normalises [4, 7]). There is no embedded fallback: without the
 weights the loader raises BackendUnavailable, run_scorers records the reason and the column
 stays None. The predictor is built once per process and per (dirs, device, dtype); a
 failed load is remembered too, so a missing model is not searched for again on every clip.
@@ -17,13 +17,13 @@ from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.media.frames import ClipFrames
 
 COLUMNS = ("score_aesthetic",)
-N_FRAMES = 4
 
 _CACHE: dict[tuple, AestheticPredictor | BackendUnavailable] = {}
 _LOCK = threading.Lock()
 
 
-def load_predictor(clip_dir=None, mlp_path=None, device: str = "cpu", dtype=None) -> AestheticPredictor:
+def load_predictor(clip_dir, mlp_path, device: str, dtype) -> AestheticPredictor:
+    """The predictor for these weights (None = searched where backends/aesthetic.py looks)."""
     key = (str(clip_dir) if clip_dir else None, str(mlp_path) if mlp_path else None, str(device), str(dtype))
     with _LOCK:
         if key not in _CACHE:
@@ -45,8 +45,7 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def score_aesthetic(frames: ClipFrames, n_frames: int = N_FRAMES, clip_dir=None, mlp_path=None,
-                    device: str = "cpu", dtype=None) -> dict:
+def score_aesthetic(frames: ClipFrames, *, n_frames: int, clip_dir, mlp_path, device: str, dtype) -> dict:
     predictor = load_predictor(clip_dir, mlp_path, device, dtype)
     picked = frames.pick(n_frames)
     if not picked:

@@ -16,11 +16,12 @@ of Blur Detection", IEEE TIP 2011), written here from the paper's description:
 
 CPBD is in [0, 1], higher is sharper; the recipe default keeps [0.05, 1.0). Widths are in
 pixels, so both metrics run on grey frames resized to a fixed working size: long side
-WORK_LONG_SIDE = 512 px (analysis frames have long side ~640, so normally a downscale). The
-score describes sharpness at that display size and does not depend on the source size; a
-176x144 source is upscaled and honestly scores as blurry. The clip value is the mean over
-analysis frames that have edge blocks; a clip with none (black/flat frames) scores 0.0. The
-Laplacian variance (3x3 kernel, grey levels 0..255, squared) is the mean over frames.
+`scorer_params.blur.long_side` (512 px in the default recipe; analysis frames have long side
+~640, so normally a downscale). The score describes sharpness at that display size and does not
+depend on the source size; a 176x144 source is upscaled and honestly scores as blurry. The clip
+value is the mean over up to `max_frames` evenly spread analysis frames that have edge blocks; a
+clip with none (black/flat frames) scores 0.0. The Laplacian variance (3x3 kernel, grey levels
+0..255, squared) is the mean over those frames. The constants below define CPBD itself.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ from s2vforge.media.frames import ClipFrames
 
 COLUMNS = ("score_blur_cpbd", "score_blur_laplacian")
 
-WORK_LONG_SIDE = 512          # working resolution (long side, px) for both sharpness metrics
 BLOCK_SIZE = 64               # CPBD paper: 64x64 blocks
 EDGE_BLOCK_FRACTION = 0.002   # CPBD paper: edge block if > 0.2 % of its pixels are edges
 JNB_CONTRAST_SPLIT = 50       # CPBD paper: contrast <= 50 -> w_JNB 5, else 3
@@ -49,7 +49,7 @@ SOBEL_THRESHOLD_SCALE = 4.0   # edge if gx^2 > 4 * mean(gx^2)
 MAX_WALK = 32                 # px per side; CPBD only tells widths below w_JNB (<= 5) apart, so a cap changes nothing
 
 
-def working_gray(rgb: np.ndarray, long_side: int = WORK_LONG_SIDE) -> np.ndarray:
+def working_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
     """HxWx3 uint8 RGB -> float32 grey (0..255, BT.601 weights) with the long side resized."""
     gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
@@ -147,11 +147,6 @@ def cpbd_counts(gray: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(p_blur <= P_JNB)), int(widths.size)
 
 
-# ours: sharpness changes slowly within a shot; 8 evenly spread frames (4 s at 2 fps) measure a
-# 20 s clip as well as 40 and keep the cost per clip bounded
-MAX_FRAMES = 8
-
-
 def cpbd(gray: np.ndarray) -> float | None:
     """CPBD of one grey frame (at the size given), None when it has no measurable edges."""
     sharp, total = cpbd_counts(gray)
@@ -162,7 +157,10 @@ def laplacian_variance(gray: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).astype(np.float64).var())
 
 
-def score_blur(frames: ClipFrames, long_side: int = WORK_LONG_SIDE, max_frames: int = MAX_FRAMES) -> dict:
+def score_blur(frames: ClipFrames, *, long_side: int, max_frames: int) -> dict:
+    """CPBD and Laplacian variance at `long_side` over up to `max_frames` frames
+    (scorer_params.blur; the default recipe's 8 frames, 4 s at 2 fps, measure a 20 s clip as well
+    as 40 and keep the cost per clip bounded)."""
     if not frames.rgb:
         return dict.fromkeys(COLUMNS)
     grays = [working_gray(f, long_side) for f in frames.cropped([frames.rgb[i] for i in frames.pick(max_frames)])]

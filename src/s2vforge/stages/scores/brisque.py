@@ -1,9 +1,10 @@
 """No-reference technical quality: BRISQUE (Mittal, Moorthy & Bovik 2012), lower is better.
 
 Uses the `brisque` package's pretrained SVR (BRISQUE(url=False).score; it ships its model
-files, nothing is downloaded). BRISQUE features are scale dependent, so N_FRAMES = 3 evenly
-picked cropped frames are resized to a fixed working size, long side WORK_LONG_SIDE = 512 px,
-before scoring; the clip value is the mean. It costs ~0.2 s a frame on one CPU core, which is
+files, nothing is downloaded). BRISQUE features are scale dependent, so `n_frames` evenly
+picked cropped frames are resized to a fixed working size, long side `long_side` px, before
+scoring (scorer_params.brisque: 3 frames at 512 px in the default recipe); the clip value is the
+mean. It costs ~0.2 s a frame on one CPU core, which is
 why only a few frames are scored. The model is loaded once per process.
 """
 from __future__ import annotations
@@ -19,8 +20,6 @@ from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.media.frames import ClipFrames
 
 COLUMNS = ("score_brisque",)
-N_FRAMES = 3           # picked frames per clip (cost: ~0.2 s each)
-WORK_LONG_SIDE = 512   # working resolution (long side, px)
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,7 +59,7 @@ def brisque_of_image(rgb: np.ndarray) -> float | None:
     return round(value, 6) if math.isfinite(value) else None
 
 
-def score_brisque(frames: ClipFrames, n_frames: int = N_FRAMES, long_side: int = WORK_LONG_SIDE) -> dict:
+def score_brisque(frames: ClipFrames, *, n_frames: int, long_side: int) -> dict:
     picked = frames.pick(n_frames)
     if not picked:
         return {"score_brisque": None}

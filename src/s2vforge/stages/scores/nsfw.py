@@ -1,9 +1,10 @@
 """NSFW screening with NudeNet 3.4 (its bundled 320n.onnx YOLO detector, no download).
 
-score_nsfw = max over N_FRAMES = 3 evenly picked cropped frames of the highest detection score
-among the EXPOSED_CLASSES below, 0.0 when none is detected (NudeNet only reports boxes with
-score >= 0.2). Covered body parts, faces, feet, armpits, belly and male chest are not NSFW
-and are ignored. Frames are handed over in BGR order, as `cv2.imread` would give them, which
+score_nsfw = max over `n_frames` evenly picked cropped frames of the highest detection score
+among the exposed `classes`, 0.0 when none is detected (NudeNet only reports boxes with score
+>= 0.2). Both are scorer_params.nsfw (3 frames and the NudeNet 3.x labels that mean sexual
+nudity in the default recipe: covered body parts, faces, feet, armpits, belly and male chest are
+ordinary in clothed or sports footage and are ignored). Frames are handed over in BGR order, as `cv2.imread` would give them, which
 is how NudeNet reads image files. The detector is loaded once per process.
 """
 from __future__ import annotations
@@ -17,16 +18,6 @@ from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.media.frames import ClipFrames
 
 COLUMNS = ("score_nsfw",)
-N_FRAMES = 3
-# NudeNet 3.x labels that mean sexual nudity; all other labels (*_COVERED, FACE_*, FEET_*,
-# ARMPITS_*, BELLY_*, MALE_BREAST_EXPOSED) are ordinary in clothed or sports footage.
-EXPOSED_CLASSES = frozenset({
-    "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED",
-    "MALE_GENITALIA_EXPOSED",
-    "BUTTOCKS_EXPOSED",
-    "ANUS_EXPOSED",
-})
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,11 +31,11 @@ def load_detector():
     return NudeDetector()
 
 
-def max_exposed_score(detections: list[dict], classes=EXPOSED_CLASSES) -> float:
+def max_exposed_score(detections: list[dict], classes) -> float:
     return max((float(d["score"]) for d in detections if d["class"] in classes), default=0.0)
 
 
-def score_nsfw(frames: ClipFrames, n_frames: int = N_FRAMES, classes=EXPOSED_CLASSES) -> dict:
+def score_nsfw(frames: ClipFrames, *, n_frames: int, classes) -> dict:
     picked = frames.pick(n_frames)
     if not picked:
         return {"score_nsfw": None}

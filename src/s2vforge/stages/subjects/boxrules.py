@@ -16,44 +16,41 @@ Each rule leaves a named verdict on the candidates it rejects (nothing is droppe
 
 Candidates are dicts with at least box (x0, y0, x1, y1), score, category, phrase and
 single_instance; the rules add `checks` (list of verdicts) and `keep`.
+
+The numbers above are the default recipe's `subjects.boxes` (recipes/openhumanvid.yaml, where
+each cites its source); `BoxRules.from_recipe` reads that section and has no defaults of its own.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_AREA_FRAC = 0.04     # Phantom-Data: subject box >= 4% of the frame
-MAX_AREA_FRAC = 0.90     # Phantom-Data: subject box <= 90% of the frame
-MIN_SIDE_PX = 128        # Phantom-Data: subject box at least 128 x 128 px
-NMS_IOU = 0.8            # Phantom-Data: boxes with IoU > 0.8 are duplicates, the higher score is kept
-AMBIGUOUS_MARGIN = 0.1   # ours: scores within 0.1 of the best are "as good": the phrase is ambiguous
-MAX_BOXES_PER_FRAME = 16  # ours
+from ...backends.boxes import box_iou
+from ..recipe_keys import take
 
 
 @dataclass(frozen=True)
 class BoxRules:
-    min_area_frac: float = MIN_AREA_FRAC
-    max_area_frac: float = MAX_AREA_FRAC
-    min_side_px: int = MIN_SIDE_PX
-    nms_iou: float = NMS_IOU
-    ambiguous_margin: float = AMBIGUOUS_MARGIN
-    max_boxes_per_frame: int = MAX_BOXES_PER_FRAME
+    """The recipe's `subjects.boxes` (values and their sources: recipes/openhumanvid.yaml)."""
+    min_area_frac: float
+    max_area_frac: float
+    min_side_px: int
+    nms_iou: float
+    ambiguous_margin: float
+    max_boxes_per_frame: int
 
     @classmethod
-    def from_recipe(cls, cfg: dict | None) -> "BoxRules":
+    def from_recipe(cls, cfg: dict) -> "BoxRules":
+        """From the `subjects.boxes` section: every field is required (MissingRecipeKey names
+        the absent one), unknown keys and null values are recipe errors (ValueError)."""
         cfg = dict(cfg or {})
-        known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg and cfg[k] is not None}
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown subjects.boxes keys {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        known = take(cfg, cls.__dataclass_fields__, "subjects.boxes")
+        nulls = sorted(k for k, v in known.items() if v is None)
+        if nulls:
+            raise ValueError(f"subjects.boxes keys {nulls} are null; each needs a value")
         return cls(**known)
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _fmt(x: float) -> str:
@@ -74,7 +71,7 @@ def size_verdicts(box, frame_w: int, frame_h: int, rules: BoxRules) -> list[str]
     return out
 
 
-def apply_box_rules(cands: list[dict], frame_w: int, frame_h: int, rules: BoxRules = BoxRules()) -> list[dict]:
+def apply_box_rules(cands: list[dict], frame_w: int, frame_h: int, rules: BoxRules) -> list[dict]:
     """The rules above, in order, over one frame's candidates; returns them with checks/keep set."""
     for c in cands:
         c["checks"] = list(c.get("checks") or []) + size_verdicts(c["box"], frame_w, frame_h, rules)

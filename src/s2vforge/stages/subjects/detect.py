@@ -10,6 +10,9 @@ What is looked for, and by what:
   "salient object", never a caption phrase, because nothing checked what they are. By default
   they are only looked for when the caption names some animal or object.
 
+Every setting comes from the recipe's `subjects.detect` section (its values and their sources
+are in recipes/openhumanvid.yaml); this module has no defaults of its own.
+
 A detector that cannot load (missing package or weights) is recorded in `unavailable` with
 the reason and skipped; the other detectors still run.
 """
@@ -20,26 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...backends.errors import BackendUnavailable
+from ..recipe_keys import take
 from .boxrules import box_iou
 from .phrases import Phrase
 
-GROUNDING_BOX_THRESHOLD = 0.25   # OpenS2V-Nexus step5-2_get_subject_image.py: GroundingDINO box_threshold=0.25
 SALIENT_PHRASE = "salient object"
-SALIENT_COVERED_IOU = 0.5        # ours: a salient region matching a named subject's box is that subject
-
-DEFAULT_DETECT = {
-    "face": "mediapipe",          # embedded BlazeFace (see backends/facedet.py); dlib | scrfd
-    "person": "mediapipe-pose",   # embedded (backends/persondet.py); auto (+ HOG) | hog | none. HOG adds false
-                                  # positives and found no upper-body person on benchmarks/bench_subjects_detection.py
-    "objects": "saliency",        # class-agnostic embedded objects; none to disable
-    "saliency_method": "combined",
-    "objects_require_phrase": True,
-    "grounding": None,            # reference: grounding-dino | owlv2
-    "grounding_model_dir": None,
-    "grounding_box_threshold": GROUNDING_BOX_THRESHOLD,
-    "face_model_dir": None,
-    "device": "cpu",
-}
+# the recipe keys this module reads (subjects.detect; values and sources in recipes/openhumanvid.yaml)
+DETECT_KEYS = ("face", "face_model_dir", "person", "objects", "saliency_method", "salient_covered_iou",
+               "objects_require_phrase", "grounding", "grounding_model_dir", "grounding_box_threshold", "device")
 
 
 @dataclass
@@ -73,13 +64,14 @@ class DetectorSet:
                 for box, score in zip(dets.boxes, dets.scores):
                     out.append(_cand(tuple(float(v) for v in box), float(score), p.category, p.text, p.single_instance,
                                      self.grounding.backend))
-        want_objects = not self.cfg.get("objects_require_phrase", True) or any(
+        want_objects = not self.cfg["objects_require_phrase"] or any(
             p.category in ("animal", "object") for p in caption_phrases)
         if self.objects is not None and want_objects:
             named = [c["box"] for c in out]
+            covered_iou = float(self.cfg["salient_covered_iou"])
             for d in self.objects.detect(frame):
                 c = _cand(d.box, d.score, "object", SALIENT_PHRASE, False, d.backend)
-                if any(box_iou(d.box, b) > SALIENT_COVERED_IOU for b in named):
+                if any(box_iou(d.box, b) > covered_iou for b in named):
                     c["checks"].append("covered_by_named_subject")
                 out.append(c)
         return out
@@ -90,34 +82,36 @@ def _cand(box, score, category, phrase, single, backend) -> dict:
             "single_instance": bool(single), "backend": backend, "checks": []}
 
 
-def load_detectors(cfg: dict | None) -> DetectorSet:
-    """The recipe's detectors (subjects.detect); unavailable ones are recorded, not raised."""
-    cfg = {**DEFAULT_DETECT, **(cfg or {})}
+def load_detectors(cfg: dict) -> DetectorSet:
+    """The recipe's detectors (the `subjects.detect` section, every key of DETECT_KEYS set);
+    unavailable ones are recorded, not raised. A missing key raises MissingRecipeKey."""
+    take(cfg, DETECT_KEYS, "subjects.detect")           # every setting is there before anything loads
+    cfg = dict(cfg)
     ds = DetectorSet(cfg=cfg)
-    if cfg.get("face") not in (None, "none"):
+    if cfg["face"] not in (None, "none"):
         from ...backends.facedet import load_face_detector
         try:
-            ds.face = load_face_detector(cfg["face"], model_dir=cfg.get("face_model_dir")) if cfg["face"] == "scrfd" \
+            ds.face = load_face_detector(cfg["face"], model_dir=cfg["face_model_dir"]) if cfg["face"] == "scrfd" \
                 else load_face_detector(cfg["face"])
         except BackendUnavailable as e:
             ds.unavailable[f"face:{cfg['face']}"] = str(e)
-    if cfg.get("person") not in (None, "none"):
+    if cfg["person"] not in (None, "none"):
         from ...backends.persondet import load_person_detector
         try:
             ds.person = load_person_detector(cfg["person"])
             ds.unavailable.update({f"person:{k}": v for k, v in getattr(ds.person, "unavailable", {}).items()})
         except BackendUnavailable as e:
             ds.unavailable[f"person:{cfg['person']}"] = str(e)
-    if cfg.get("objects") == "saliency":
+    if cfg["objects"] == "saliency":
         from ...backends.saliency import SalientObjects
-        ds.objects = SalientObjects(method=cfg.get("saliency_method") or "combined")
-    elif cfg.get("objects") not in (None, "none"):
+        ds.objects = SalientObjects(method=cfg["saliency_method"])
+    elif cfg["objects"] not in (None, "none"):
         raise ValueError(f"unknown subjects.detect.objects {cfg['objects']!r} (saliency, none)")
-    if cfg.get("grounding"):
+    if cfg["grounding"]:
         from ...backends.detection import load_detector
         try:
-            ds.grounding = load_detector(cfg["grounding"], cfg.get("grounding_model_dir"), device=cfg.get("device", "cpu"),
-                                         score_thr=float(cfg.get("grounding_box_threshold", GROUNDING_BOX_THRESHOLD)))
+            ds.grounding = load_detector(cfg["grounding"], cfg["grounding_model_dir"], device=cfg["device"],
+                                         score_thr=float(cfg["grounding_box_threshold"]))
         except BackendUnavailable as e:
             ds.unavailable[f"grounding:{cfg['grounding']}"] = str(e)
     return ds

@@ -6,16 +6,18 @@ to ceil(5 % of the clip's frames) without one tolerated, trailing gap frames tri
 of at least 81 frames kept. It does not ask *whose* face it is; here faces are also linked
 into identities, so a cut between two people ends the segment.
 
-`longest_face_segment(frames, times)`:
+`longest_face_segment(frames, times, cfg=...)`, cfg = the recipe's `subjects.face_track`
+section (values and sources in recipes/openhumanvid.yaml; no defaults here):
 
-1. detect faces in every frame (default: dlib HOG, backends/face.DlibFaces), keep up to
-   MAX_FACES_PER_FRAME of the largest with a short side >= MIN_FACE_PX;
-2. embed each face (default: dlib's 128-d ResNet descriptor, L2-normalised, the same
-   DlibFaces) and link it to the track whose mean embedding is most similar, if the cosine
-   similarity is >= sim_threshold (greedy, one face per track per frame); otherwise it starts
-   a new track;
-3. split each track's frames into segments with OpenS2V-Nexus' gap tolerance; the longest
-   segment (by time span, then by face frames) wins.
+1. detect faces in every frame (when no detector is given: dlib HOG, backends/face.DlibFaces),
+   keep up to `max_faces_per_frame` of the largest with a short side >= `min_face_px`;
+2. embed each face (when no embedder is given: dlib's 128-d ResNet descriptor, L2-normalised,
+   the same DlibFaces) and link it to the track whose mean embedding is most similar, if the
+   cosine similarity is >= `sim_threshold` (greedy, one face per track per frame); otherwise it
+   starts a new track;
+3. split each track's frames into segments with OpenS2V-Nexus' gap tolerance
+   (ceil(`gap_tolerance_share` x the frames)); the longest segment (by time span, then by face
+   frames) wins.
 
 Returns {"start_s", "end_s", "n_frames", "n_face_frames", "track_id", "n_tracks",
 "start_index", "end_index"}: the times of the segment's first and last face frames (the
@@ -31,14 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# face_recognition's tolerance 0.6 is a Euclidean distance between raw dlib descriptors, whose
-# norms are ~1.4: that is a cosine similarity of ~0.91 between the unit vectors compared here.
-# Measured (tests/subjects_masks): the carphone face against itself 0.95-1.00 over 4 s; Grace
-# Hopper vs Eileen Collins 0.88; carphone vs either 0.81-0.87.
-SIM_THRESHOLD = 0.91
-GAP_TOLERANCE_SHARE = 0.05   # OpenS2V-Nexus step2: tolerance = ceil(0.05 * n_frames) face-less frames
-MIN_FACE_PX = 20             # ours: dlib's HOG finds nothing much below 40 px at upsample 1 anyway
-MAX_FACES_PER_FRAME = 8      # ours: bounds the embedding cost in crowds
+from ..recipe_keys import need
+
+# subjects.face_track.sim_threshold (0.91 in the default recipe): face_recognition's tolerance 0.6
+# is a Euclidean distance between raw dlib descriptors, whose norms are ~1.4: that is a cosine
+# similarity of ~0.91 between the unit vectors compared here. Measured (tests/subjects_masks):
+# the carphone face against itself 0.95-1.00 over 4 s; Grace Hopper vs Eileen Collins 0.88;
+# carphone vs either 0.81-0.87.
 
 
 @dataclass
@@ -72,8 +73,8 @@ def _face_side(face) -> float:
     return min(x1 - x0, y1 - y0)
 
 
-def track_faces(frames: Sequence[np.ndarray], detector=None, embedder=None, sim_threshold: float = SIM_THRESHOLD,
-                min_face_px: int = MIN_FACE_PX, max_faces_per_frame: int = MAX_FACES_PER_FRAME) -> list[_Track]:
+def track_faces(frames: Sequence[np.ndarray], detector=None, embedder=None, *, sim_threshold: float,
+                min_face_px: int, max_faces_per_frame: int) -> list[_Track]:
     """Identity tracks over the frames (see module docstring, steps 1-2)."""
     if detector is None or embedder is None:
         faces_backend = default_faces()
@@ -126,18 +127,21 @@ def segments(present: Sequence[int], tolerance: int) -> list[tuple[int, int]]:
     return out
 
 
-def longest_face_segment(frames: list[np.ndarray], times: list[float], detector=None, embedder=None,
-                         sim_threshold: float = SIM_THRESHOLD, *, gap_tolerance: int | None = None,
-                         min_face_px: int = MIN_FACE_PX, max_faces_per_frame: int = MAX_FACES_PER_FRAME) -> dict:
-    """The longest face-present segment of one identity (see module docstring).
-
-    gap_tolerance: face-less frames tolerated inside a segment; default ceil(5 % of the
-    frames), as OpenS2V-Nexus."""
+def longest_face_segment(frames: list[np.ndarray], times: list[float], detector=None, embedder=None, *,
+                         cfg: dict) -> dict:
+    """The longest face-present segment of one identity (see module docstring); `cfg` is the
+    recipe's `subjects.face_track` section (sim_threshold, gap_tolerance_share, min_face_px,
+    max_faces_per_frame; MissingRecipeKey when one is absent)."""
+    where = "subjects.face_track"
+    sim_threshold = float(need(cfg, "sim_threshold", where))
+    share = float(need(cfg, "gap_tolerance_share", where))
+    min_face_px, max_faces = int(need(cfg, "min_face_px", where)), int(need(cfg, "max_faces_per_frame", where))
     if len(frames) != len(times):
         raise ValueError(f"{len(frames)} frames but {len(times)} times")
     n = len(frames)
-    tol = math.ceil(GAP_TOLERANCE_SHARE * n) if gap_tolerance is None else int(gap_tolerance)
-    tracks = track_faces(frames, detector, embedder, sim_threshold, min_face_px, max_faces_per_frame)
+    tol = math.ceil(share * n)    # face-less frames tolerated inside a segment (OpenS2V-Nexus step2)
+    tracks = track_faces(frames, detector, embedder, sim_threshold=sim_threshold, min_face_px=min_face_px,
+                         max_faces_per_frame=max_faces)
     best = None
     for t in tracks:
         present = set(t.frames)

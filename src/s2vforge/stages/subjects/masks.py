@@ -1,24 +1,26 @@
 """Subject masks from a detection box: GrabCut, MediaPipe selfie segmentation, or SAM 2.
 
-`segment(frame_rgb, box, category, backend="auto")` returns a bool HxW mask of the subject
-inside `box` (x0, y0, x1, y1 in frame pixels, exclusive ends).
+`segment(frame_rgb, box, category, cfg)` returns a bool HxW mask of the subject inside `box`
+(x0, y0, x1, y1 in frame pixels, exclusive ends); `cfg` is the recipe's `subjects.masks`
+section (its values, tuned on benchmarks/bench_masks.py, and their sources are in
+recipes/openhumanvid.yaml; docs/quality.md "## Masks"). This module has no defaults of its own.
 
 - `grabcut` (embedded, class-agnostic): OpenCV GrabCut (Rother et al., SIGGRAPH 2004)
   initialised from the box. It runs on a context window around the box (the box grown by
-  CONTEXT_MARGIN of its size per side, so the background colour model sees the subject's
-  surroundings) shrunk to WORK_LONG_SIDE px. Everything outside the box grown by RECT_MARGIN
-  is definite background; inside is "probably foreground". ITERATIONS rounds of GrabCut, then
-  only components holding at least MIN_COMPONENT_SHARE of the largest are kept and holes
-  smaller than MAX_HOLE_SHARE of the mask are filled; the result is resized back (bilinear on
-  the 0/1 mask, threshold 0.5). Values tuned on benchmarks/bench_masks.py (docs/quality.md,
-  "## Masks"). The OpenCV RNG is seeded per call so a clip gives the same mask on every run.
+  `context_margin` of its size per side, so the background colour model sees the subject's
+  surroundings) shrunk to `work_long_side` px. Everything outside the box grown by
+  `rect_margin` is definite background; inside is "probably foreground". `grabcut_iterations`
+  rounds of GrabCut, then only components holding at least `min_component_share` of the
+  largest are kept and holes smaller than `max_hole_share` of the mask are filled; the result
+  is resized back (bilinear on the 0/1 mask, threshold 0.5). The OpenCV RNG is seeded per call
+  so a clip gives the same mask on every run.
 - `selfie` (embedded, people only): MediaPipe selfie segmentation (backends/segmentation.py)
-  on the box grown by SELFIE_CROP_MARGIN per side, thresholded at SELFIE_THRESHOLD and kept
-  inside the box grown by RECT_MARGIN (a person's mask cannot leave their detection box by
-  much; the selfie model also marks other people in the window).
+  on the box grown by `selfie_crop_margin` per side, thresholded at `selfie_threshold` and
+  kept inside the box grown by `rect_margin` (a person's mask cannot leave their detection box
+  by much; the selfie model also marks other people in the window).
 - `sam2` (reference): SAM 2 box prompt (backends/segmentation.py), what OpenS2V-Nexus uses.
 - `auto`: person/face -> selfie, falling back to GrabCut when the selfie mask covers less than
-  SELFIE_MIN_BOX_FILL of the box or mediapipe is unavailable; every other category -> GrabCut.
+  `selfie_min_box_fill` of the box or mediapipe is unavailable; every other category -> GrabCut.
   The selfie model segments the foreground of a person-sized crop and is no person detector
   (around a coffee cup it marks the cup), so the fallback catches boxes on empty background,
   not mislabelled objects.
@@ -31,26 +33,33 @@ import cv2
 import numpy as np
 
 from s2vforge.backends.errors import BackendUnavailable
+from s2vforge.stages.recipe_keys import need
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "grabcut", "selfie", "sam2")
 PERSON_CATEGORIES = frozenset({"person", "face"})
 
-# GrabCut (ours, tuned on bench_masks.py composites; see docs/quality.md "## Masks")
-ITERATIONS = 3                 # GrabCut rounds: 3, 5 and 8 scored alike on the benchmark; 3 is cheapest
-CONTEXT_MARGIN = 1.0           # context window = box grown by 100 % of its width/height per side
-RECT_MARGIN = 0.03             # GrabCut rect = box grown by 3 % per side (detector boxes are tight)
-WORK_LONG_SIDE = 320           # GrabCut works on the context window at this long side (px)
-MIN_COMPONENT_SHARE = 0.1      # keep connected parts >= 10 % of the largest part
-MAX_HOLE_SHARE = 0.02          # fill holes < 2 % of the mask area (keeps real gaps: cup handles, arms)
+# algorithm guards, not settings
 MIN_BG_PIXELS = 64             # fewer background samples than this (box covers the frame): no GrabCut
 RNG_SEED = 0
 
-# Selfie (ours, same benchmark)
-SELFIE_CROP_MARGIN = 0.1       # the model sees the box grown by 10 % per side
-SELFIE_THRESHOLD = 0.3         # probability threshold (MediaPipe's examples use 0.1; 0.3 and 0.5 scored alike)
-SELFIE_MIN_BOX_FILL = 0.15     # less than 15 % of the box marked as person: fall back to GrabCut
+# recipe key (subjects.masks) -> keyword of grabcut_mask / selfie_mask
+GRABCUT_KEYS = {"grabcut_iterations": "iterations", "context_margin": "context_margin", "rect_margin": "rect_margin",
+                "work_long_side": "work_long_side", "min_component_share": "min_component_share",
+                "max_hole_share": "max_hole_share"}
+SELFIE_KEYS = {"selfie_crop_margin": "crop_margin", "selfie_threshold": "threshold", "rect_margin": "rect_margin",
+               "min_component_share": "min_component_share", "max_hole_share": "max_hole_share"}
+
+
+def grabcut_params(cfg: dict) -> dict:
+    """grabcut_mask's keywords from the recipe's `subjects.masks` section."""
+    return {kw: need(cfg, key, "subjects.masks") for key, kw in GRABCUT_KEYS.items()}
+
+
+def selfie_params(cfg: dict) -> dict:
+    """selfie_mask's keywords from the recipe's `subjects.masks` section."""
+    return {kw: need(cfg, key, "subjects.masks") for key, kw in SELFIE_KEYS.items()}
 
 
 def clip_box(box, shape) -> tuple[int, int, int, int]:
@@ -80,8 +89,7 @@ def box_mask(shape, box) -> np.ndarray:
     return m
 
 
-def clean_mask(fg: np.ndarray, min_component_share: float = MIN_COMPONENT_SHARE,
-               max_hole_share: float = MAX_HOLE_SHARE) -> np.ndarray:
+def clean_mask(fg: np.ndarray, min_component_share: float, max_hole_share: float) -> np.ndarray:
     """Drop specks (components < share of the largest) and fill small holes."""
     fg = fg.astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
@@ -108,8 +116,8 @@ def _resize_mask(m: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return cv2.resize(m.astype(np.float32), size_wh, interpolation=cv2.INTER_LINEAR) >= 0.5
 
 
-def grabcut_mask(frame_rgb: np.ndarray, box, *, iterations: int = ITERATIONS, context_margin: float = CONTEXT_MARGIN,
-                 rect_margin: float = RECT_MARGIN, work_long_side: int = WORK_LONG_SIDE) -> np.ndarray:
+def grabcut_mask(frame_rgb: np.ndarray, box, *, iterations: int, context_margin: float, rect_margin: float,
+                 work_long_side: int, min_component_share: float, max_hole_share: float) -> np.ndarray:
     """GrabCut initialised from `box` (see module docstring). Falls back to the filled box
     when there is no background to learn from (the box covers the whole context window)."""
     shape = frame_rgb.shape
@@ -141,13 +149,13 @@ def grabcut_mask(frame_rgb: np.ndarray, box, *, iterations: int = ITERATIONS, co
         out[b[1]:b[3], b[0]:b[2]] = True
         return out
     fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-    fg = clean_mask(fg)
+    fg = clean_mask(fg, min_component_share, max_hole_share)
     out[cy0:cy1, cx0:cx1] = _resize_mask(fg, (cw, ch))
     return out & grown
 
 
-def selfie_mask(frame_rgb: np.ndarray, box, *, crop_margin: float = SELFIE_CROP_MARGIN,
-                threshold: float = SELFIE_THRESHOLD, rect_margin: float = RECT_MARGIN) -> np.ndarray:
+def selfie_mask(frame_rgb: np.ndarray, box, *, crop_margin: float, threshold: float, rect_margin: float,
+                min_component_share: float, max_hole_share: float) -> np.ndarray:
     """MediaPipe selfie segmentation on the window around `box`, kept inside the grown box."""
     from s2vforge.backends.segmentation import load_selfie
 
@@ -156,11 +164,11 @@ def selfie_mask(frame_rgb: np.ndarray, box, *, crop_margin: float = SELFIE_CROP_
     wx0, wy0, wx1, wy1 = grow_box(b, crop_margin, shape)
     prob = load_selfie().probability(np.ascontiguousarray(frame_rgb[wy0:wy1, wx0:wx1, :3]))
     out = np.zeros(shape[:2], bool)
-    out[wy0:wy1, wx0:wx1] = clean_mask(prob >= threshold)
+    out[wy0:wy1, wx0:wx1] = clean_mask(prob >= threshold, min_component_share, max_hole_share)
     return out & box_mask(shape, grow_box(b, rect_margin, shape, min_px=1))
 
 
-def sam2_mask(frame_rgb: np.ndarray, box, model_dir: str | None = None, device: str = "cpu") -> np.ndarray:
+def sam2_mask(frame_rgb: np.ndarray, box, model_dir: str | None, device: str) -> np.ndarray:
     """SAM 2 box-prompted mask (reference backend; ModelNotFound without local weights)."""
     from s2vforge.backends.segmentation import load_sam2
 
@@ -169,24 +177,29 @@ def sam2_mask(frame_rgb: np.ndarray, box, model_dir: str | None = None, device: 
     return mask
 
 
-def segment(frame_rgb: np.ndarray, box, category: str, backend: str = "auto") -> np.ndarray:
-    """Bool HxW mask of the subject in `box` (see module docstring for the backends)."""
+def segment(frame_rgb: np.ndarray, box, category: str, cfg: dict) -> np.ndarray:
+    """Bool HxW mask of the subject in `box` with the recipe's `subjects.masks` section `cfg`
+    (see module docstring for the backends)."""
+    backend = need(cfg, "backend", "subjects.masks")
     if backend not in BACKENDS:
         raise ValueError(f"unknown mask backend {backend!r}; expected one of {BACKENDS}")
     if backend == "grabcut":
-        return grabcut_mask(frame_rgb, box)
+        return grabcut_mask(frame_rgb, box, **grabcut_params(cfg))
     if backend == "selfie":
-        return selfie_mask(frame_rgb, box)
+        return selfie_mask(frame_rgb, box, **selfie_params(cfg))
     if backend == "sam2":
-        return sam2_mask(frame_rgb, box)
+        return sam2_mask(frame_rgb, box, need(cfg, "sam2_model_dir", "subjects.masks"),
+                         need(cfg, "device", "subjects.masks"))
+    grabcut = grabcut_params(cfg)
     if str(category).lower() in PERSON_CATEGORIES:
+        min_fill = float(need(cfg, "selfie_min_box_fill", "subjects.masks"))
         try:
-            m = selfie_mask(frame_rgb, box)
+            m = selfie_mask(frame_rgb, box, **selfie_params(cfg))
         except BackendUnavailable as exc:
             log.info("selfie segmentation unavailable, using GrabCut: %s", exc)
         else:
             b = clip_box(box, frame_rgb.shape)
             area = (b[2] - b[0]) * (b[3] - b[1])
-            if np.count_nonzero(m) >= SELFIE_MIN_BOX_FILL * area:
+            if np.count_nonzero(m) >= min_fill * area:
                 return m
-    return grabcut_mask(frame_rgb, box)
+    return grabcut_mask(frame_rgb, box, **grabcut)

