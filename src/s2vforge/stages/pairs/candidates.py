@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...schema import LIVING_CATEGORIES as LIVING, PERSON_CATEGORIES
 from ..recipe_keys import need
 from .bankreg import BankEntry
 from .clipembed import cached_embedder, clip_frames_at, read_rgba
 from .tracks import Instance, Track
 
-LIVING = ("face", "person", "animal")
 IDENTITY_CHECKS = ("geometric", "face_agreement", "appearance_agreement", "embedding_agreement",
                    "accepted_on_similarity")
 
@@ -165,7 +165,7 @@ def verify_candidate(target: Instance, cand: Candidate, images: CropCache, cfg: 
         thr = need(strong, cat, "pairs.accept_similarity")
         if geo.ok is not True and thr is not None and cand.sim >= float(thr):
             out.append(V.Verdict("accepted_on_similarity", True, float(cand.sim), f"cos={cand.sim:.3f}>={float(thr):g}"))
-    if cat not in ("face", "person") and need(cfg["priors"], "text_match", "pairs.priors") and tgt_crop is not None \
+    if cat not in PERSON_CATEGORIES and need(cfg["priors"], "text_match", "pairs.priors") and tgt_crop is not None \
             and ref_crop is not None:
         out.append(V.verify_text_match(ref_crop, tgt_crop, **need(vcfg, "text", "pairs.verify")))
     if vlm is not None and ref_crop is not None and accepted(out):

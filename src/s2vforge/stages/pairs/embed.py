@@ -27,10 +27,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ...schema import SUBJECT_CATEGORIES as CATEGORIES
 from ..recipe_keys import need
 
 
-CATEGORIES = ("face", "person", "animal", "object")
 
 # Phantom-Data builds person identity from the face and the body appearance; the face carries the
 # identity (clothes change across clips), so it weighs more: pairs.embed.person.weights (the

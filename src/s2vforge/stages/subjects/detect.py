@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...schema import SUBJECT_CATEGORIES
 from ...backends.errors import BackendUnavailable
 from ..recipe_keys import take
 from .boxrules import box_iou
@@ -57,7 +58,7 @@ class DetectorSet:
         if self.person is not None:
             for d in self.person.detect(frame):
                 out.append(_cand(d.box, d.score, "person", "person", False, d.backend))
-        caption_phrases = [p for p in phrases if p.source != "fixed" and p.category in ("face", "person", "animal", "object")]
+        caption_phrases = [p for p in phrases if p.source != "fixed" and p.category in SUBJECT_CATEGORIES]
         if self.grounding is not None:
             for p in caption_phrases:
                 dets = self.grounding.detect(frame, text=p.text)

