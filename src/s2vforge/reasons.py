@@ -57,6 +57,12 @@ def as_columns(reasons: list[Reason]) -> dict:
     return {"rejects": [r.record() for r in reasons], "reject_reasons": [r.text for r in reasons]}
 
 
+def verdict_code(text: str) -> str:
+    """The code of a subject verdict text ("area_frac<0.04" -> "area_frac", "clip_unreadable: ..."
+    -> "clip_unreadable"): subjects' `checks` and `caption_verdicts` are `<code>[<op><bound>][:detail]`."""
+    return text.split(":")[0].split("<")[0].split(">")[0]
+
+
 def group_of(record: dict) -> str:
     """Reason.group of a `rejects` struct read back from the table."""
     return record.get("column") or record["code"]

@@ -33,8 +33,6 @@ from .errors import BackendUnavailable, ModelNotFound
 from .paths import model_search_dirs
 
 WINDOW = 3   # OpenS2V-Eval get_motion_smoothness.py --window_size default
-QALIGN_PROMPT = ("USER: How would you rate the quality of this video?\n<|image|>\n"
-                 "ASSISTANT: The quality of the video is")
 QUALITY_LEVELS = ("excellent", "good", "fair", "poor", "bad")
 LEVEL_WEIGHTS = np.array([1.0, 0.75, 0.5, 0.25, 0.0], np.float32)   # Q-Align / get_motion_smoothness.py
 OWL2_SIZE = 448

@@ -158,7 +158,3 @@ class SalientObjects:
             full = clip_box((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy), w, h)
             dets.append(Detection(full, score, "object", self.name))
         return nms(dets, NMS_IOU)
-
-
-def load_saliency_detector(method: str = "combined", **kw) -> SalientObjects:
-    return SalientObjects(method=method, **kw)

@@ -36,7 +36,6 @@ from .paths import find_model_dir
 # ----------------------------------------------------------------------------- selfie (embedded)
 
 SELFIE_GENERAL = 0     # MediaPipe model_selection 0: 256x256 "general" model
-SELFIE_LANDSCAPE = 1   # model_selection 1: 144x256 "landscape" model (faster, less detailed)
 
 
 class SelfieSegmenter:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import yaml
 
-BUILTIN = ("openhumanvid", "opens2v")
 DEFAULT = "openhumanvid"
 
 _REQUIRED = ("split", "analysis", "crop", "scorers", "filters", "write", "ingest")

@@ -111,7 +111,8 @@ def _overlays(dataset: Path, rows: list[dict]) -> str:
 
 
 def _verdict_key(v: str) -> str:
-    return v.split(":")[0].split("<")[0].split(">")[0]
+    from ..reasons import verdict_code
+    return verdict_code(v)
 
 
 def subjects_section(dataset: Path) -> str:

@@ -29,7 +29,6 @@ COLUMN_METRIC = {
     "Motion↑": "motion", "FaceSim↑": "facesim", "GmeScore↑": "gme", "NexusScore↑": "nexus",
     "NaturalScore↑": "natural",
 }
-METRIC_COLUMN = {v: k for k, v in COLUMN_METRIC.items()}
 # verify(): components are printed to 0.01 points, so a faithful total is off by < 0.01.
 DEFAULT_TOLERANCE = 0.015   # percentage points
 

@@ -50,7 +50,6 @@ REGISTRY: dict[str, str] = {
 EXTRA_METRICS = frozenset({"motion_magnitude"})
 ALIASES = {"motion": "motion_amplitude", "aes": "aesthetic", "gmescore": "gme", "nexusscore": "nexus",
            "naturalscore": "natural", "smoothness": "motion_smoothness", "amplitude": "motion_amplitude"}
-DONE_STATUSES = frozenset({"ok", "missing", "skipped"})
 
 ProgressFn = Callable[[dict], None]
 
@@ -138,13 +137,6 @@ def instantiate_metric(name: str, options: Mapping[str, Any] | None = None):
         known = ", ".join(p.name for p in params) or "none"
         raise MetricOptionsError(f"bad options for metric {name} ({type(e).__name__}: {e}); "
                                  f"its options: {known}") from None
-
-
-def build_metric(name: str, options: Mapping[str, Any] | None = None):
-    """Instantiate and load one metric; raises BackendUnavailable with a readable reason."""
-    metric = instantiate_metric(name, options)
-    metric.load()
-    return metric
 
 
 def _jsonable(obj: Any) -> Any:

@@ -15,9 +15,6 @@ import numpy as np
 VERSIONS = ("v1.1", "v1.0")
 DOMAINS = ("open", "human", "single")
 
-# Raw metric names, as the Metric classes call them (metrics/base.py).
-RAW_METRICS = ("aesthetic", "motion_smoothness", "motion_amplitude", "facesim", "gme", "nexus", "natural")
-
 # Total-score weights. OpenS2V-Nexus merge_result.py: Open and Single domain share one set,
 # Human domain drops NexusScore. v1.0 had one "motion" column (the Farneback amplitude) and
 # no smoothness.

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...engine.stage import Context, Output, Resources, Stage, StageRun
+from ...reasons import verdict_code
 from ...schema import SUBJECT_SCHEMA, TableSpec
 
 CROPS_DIR = "subjects"
@@ -390,7 +391,7 @@ class SubjectsStage(Stage):
             if r["keep"]:
                 kept_by[r["category"]] = kept_by.get(r["category"], 0) + 1
             for chk in r["checks"] or []:
-                k = chk.split(":")[0].split("<")[0].split(">")[0]
+                k = verdict_code(chk)
                 checks[k] = checks.get(k, 0) + 1
         detectors = next((m.get("detectors") for m in run.metas.values() if m.get("detectors")), {})
         return {"n_clips": len(run.keys), "n_rows": len(rows),

@@ -131,12 +131,6 @@ def rle_iou(a: Mapping, b: Mapping) -> float:
     return int(np.count_nonzero(ma & mb)) / union
 
 
-def rle_bbox(rle: Mapping) -> tuple[int, int, int, int] | None:
-    """Tight (x0, y0, x1, y1) box of the set pixels, exclusive x1/y1; None when empty."""
-    m = rle_to_mask(rle)
-    return mask_bbox(m)
-
-
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Tight (x0, y0, x1, y1) box of a mask, exclusive x1/y1; None when empty."""
     m = np.asarray(mask, dtype=bool)
