@@ -72,10 +72,11 @@ class Journal:
         for name, spec in self.tables.items():
             writer.write_parquet(spec.table(out.rows.get(name, [])), self._part(key, name))
         files = sorted(out.files)
-        writer.write_json(self._marker(key), {"stamp": self.stamp, "meta": out.meta, "files": files}, indent=None)
         if old:   # what an earlier config wrote and this result does not: gone, as in a fresh run
             for rel in set(old.get("files") or []) - set(files):
                 (self.dataset / rel).unlink(missing_ok=True)
+        # last: until the marker carries the new stamp, a crash anywhere above means "redo"
+        writer.write_json(self._marker(key), {"stamp": self.stamp, "meta": out.meta, "files": files}, indent=None)
         return out.meta
 
     def read(self, keys: Iterable[str], table: str) -> pa.Table:
