@@ -161,6 +161,11 @@ BANK_ENTRY_SCHEMA = pa.schema([
     ("box", pa.list_(pa.int32())), ("vector", pa.list_(pa.float32())), ("context", pa.list_(pa.float32())),
 ])
 
+# DATASET/index/<category>/ids.parquet: FAISS row i is table row i (stages/pairs/bank.py)
+BANK_META_COLUMNS = ("clip_id", "video_id", "group_id", "category", "source")
+BANK_IDS_SCHEMA = pa.schema([("row", pa.int64()), ("id", pa.string())]
+                            + [(c, pa.string()) for c in BANK_META_COLUMNS] + [("meta", pa.string())])
+
 PAIR_SCHEMA = pa.schema([
     ("pair_id", pa.string()),                  # p-<12 hex of the target subject id>
     ("target_clip_id", pa.string()),

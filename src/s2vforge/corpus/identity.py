@@ -557,9 +557,10 @@ def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None
                         "contrast": round(a.contrast, 3)}
 
     subject_rows.sort(key=lambda r: r["subject_id"])
-    pq.write_table(table_from_rows(video_rows, VIDEO_SCHEMA), out / "videos.parquet")
-    pq.write_table(table_from_rows(clip_rows, clip_schema([])), out / "clips.parquet")
-    pq.write_table(table_from_rows(subject_rows, SUBJECT_SCHEMA), out / "subjects.parquet")
+    from ..engine.writer import write_parquet
+    write_parquet(table_from_rows(video_rows, VIDEO_SCHEMA), out / "videos.parquet")
+    write_parquet(table_from_rows(clip_rows, clip_schema([])), out / "clips.parquet")
+    write_parquet(table_from_rows(subject_rows, SUBJECT_SCHEMA), out / "subjects.parquet")
     truth = {
         "seed": seed, "scale": scale, "face_photos": face_photos is not None, "size": [W, H],
         "subjects": truth_subjects, "clips": truth_clips,

@@ -43,6 +43,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...engine.writer import atomic_write, write_bytes, write_parquet
+from ...schema import BANK_IDS_SCHEMA, BANK_META_COLUMNS
+
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -76,7 +79,6 @@ HNSW_EF_CONSTRUCTION = 64
 NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 EF_SEARCH_STEPS = (32, 48, 64, 96, 128, 192, 256, 384, 512)
 THREADS_ENV = "S2VFORGE_FAISS_THREADS"
-META_COLUMNS = ("clip_id", "video_id", "group_id", "category", "source")
 
 VERDICT_KEPT = "kept"
 VERDICT_NEAR_DUPLICATE = "near_duplicate>upper"
@@ -161,12 +163,6 @@ def _version() -> str:
         return __version__
     except Exception:  # pragma: no cover - only when the package is half-installed
         return "unknown"
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -501,24 +497,24 @@ class IdentityBank:
                         f"revision {self._disk_revision}); banks are single-writer: re-open and add again")
             if not self._dirty and mpath.exists():
                 return
-            _atomic_write_bytes(self.path / INDEX_FILE, lambda p: faiss.write_index(self._index, str(p)))
-            _atomic_write_bytes(self.path / IDS_FILE, lambda p: pq.write_table(self._ids_table(), p))
+            atomic_write(self.path / INDEX_FILE, lambda p: faiss.write_index(self._index, str(p)))
+            write_parquet(self._ids_table(), self.path / IDS_FILE)
             self._manifest["revision"] = self._disk_revision + 1
             self._manifest["updated"] = _now()
             self._manifest["count"] = len(self._ids)
             self._manifest["s2vforge_version"] = _version()
             text = json.dumps(self._manifest, indent=2, sort_keys=True)
-            _atomic_write_bytes(mpath, lambda p: p.write_text(text))
+            write_bytes(mpath, text.encode())
             self._disk_revision = self._manifest["revision"]
             self._dirty = False
 
     def _ids_table(self) -> pa.Table:
         parsed = [json.loads(m) for m in self._meta]
-        cols = {"row": pa.array(range(len(self._ids)), pa.int64()), "id": pa.array(self._ids, pa.string())}
-        for c in META_COLUMNS:
-            cols[c] = pa.array([None if p.get(c) is None else str(p.get(c)) for p in parsed], pa.string())
-        cols["meta"] = pa.array(self._meta, pa.string())
-        return pa.table(cols)
+        cols = {"row": list(range(len(self._ids))), "id": list(self._ids)}
+        for c in BANK_META_COLUMNS:
+            cols[c] = [None if p.get(c) is None else str(p.get(c)) for p in parsed]
+        cols["meta"] = list(self._meta)
+        return pa.Table.from_pydict(cols, schema=BANK_IDS_SCHEMA)
 
     # ------------------------------------------------------------------ reading
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
