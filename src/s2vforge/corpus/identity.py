@@ -478,7 +478,6 @@ def build_identity_dataset(out: Path, *, seed: int = 0, face_photos: Path | None
     from ..schema import SUBJECT_SCHEMA
     from ..stages.subjects.pipeline import subject_id_for
     from ..stages.subjects.rle import mask_bbox, mask_to_rle
-    import pyarrow.parquet as pq
 
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, not {scale!r}")
