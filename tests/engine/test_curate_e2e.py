@@ -1,7 +1,6 @@
 """End-to-end curation on real media: tables, clip files, cut positions, resume after a kill."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

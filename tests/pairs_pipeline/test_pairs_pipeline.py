@@ -157,7 +157,6 @@ def test_embed_clip_records_unreadable_crop(pairs_source, tmp_path):
 
 
 def test_cli_json_and_report(paired, tmp_path):
-    import typer
     from typer.testing import CliRunner
 
     from s2vforge.cli import app

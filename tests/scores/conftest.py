@@ -10,7 +10,6 @@ import importlib.util
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from s2vforge.corpus.synth import clip_frames_from_file

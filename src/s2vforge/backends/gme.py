@@ -35,7 +35,6 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .errors import BackendUnavailable
 from .hf import import_first, quiet_transformers, require_torch_transformers, resolve_torch_dtype  # noqa: F401 (re-exported)
 from .paths import find_model_dir
 

@@ -205,7 +205,7 @@ class _Sample:
 
 def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     split, ana = recipe["split"], recipe["analysis"]
-    min_s, max_s = float(split["min_s"]), float(split["max_s"])
+    max_s = float(split["max_s"])
     detector = StreamingSceneDetector(info.fps, threshold=split["threshold"],
                                       min_scene_len_frames=int(split["min_scene_len_frames"]),
                                       detector=split["detector"],

@@ -43,7 +43,7 @@ SCORERS: dict[str, Scorer] = _registry(
            description="CPBD sharpness in [0,1] (higher is sharper) and variance of the Laplacian, "
                        "both at long side scorer_params.blur.long_side px"),
     Scorer("motion", motion.COLUMNS, motion.score_motion,
-           description=f"texture-weighted mean Farneback flow magnitude, px per source frame interval "
+           description="texture-weighted mean Farneback flow magnitude, px per source frame interval "
                        "at width scorer_params.motion.width px"),
     Scorer("brisque", brisque.COLUMNS, brisque.score_brisque, needs_model=True,
            description="BRISQUE no-reference quality (lower is better), mean over picked frames"),

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...engine.stage import Context, Output, Resources, Stage, StageRun
