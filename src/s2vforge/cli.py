@@ -139,6 +139,10 @@ def report(dataset: Path = typer.Argument(..., exists=True, file_okay=False, hel
            as_json: bool = typer.Option(False, "--json", help="Print {\"report\": PATH} as JSON on stdout.")):
     """(Re)write DATASET/report.html from the tables."""
     from .report.html import write_report
+    if not any((dataset / f"{t}.parquet").exists() for t in ("clips", "subjects", "pairs")):
+        err.print(f"[red]error:[/red] {escape(str(dataset))} holds no s2vforge tables: run `s2vforge curate ... --out "
+                  f"{escape(str(dataset))}` first")
+        raise typer.Exit(EXIT_USAGE)
     try:
         path = write_report(dataset)
     except (OSError, ValueError) as e:

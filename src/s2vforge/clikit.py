@@ -60,8 +60,10 @@ class UsageError(Exception):
     """A user mistake: printed as one line, exit code 2."""
 
 
-def fail(message: str) -> int:
+def fail(message: str, as_json: bool = False) -> int:
     err.print(f"[red]error:[/red] {escape(str(message))}")
+    if as_json:
+        print(json.dumps({"error": str(message), "exit_code": EXIT_USAGE}))
     return EXIT_USAGE
 
 
@@ -87,18 +89,20 @@ def run_stage_command(label: str, dataset: Path, build: Callable[[dict], tuple],
     from .engine.spec import EngineError, make_spec
     from .inputs import InputError
     from .recipes import RecipeError, load_recipe
+    from .engine.worker import SetupError
     try:
         rec = load_recipe(recipe)
         spec = make_spec(engine, address, workers, rec)
         stage, items = build(rec)
     except (RecipeError, EngineError, InputError, UsageError, FileNotFoundError, ValueError) as e:
-        return fail(str(e))
+        return fail(str(e), as_json)
     prog, advance = progress_bar(label, len(items), enabled=not quiet and not as_json)
     try:
         with prog:
             run, summary = run_stage(stage, items, dataset, engine=spec, progress=advance)
-    except (EngineError, BackendUnavailable, FileNotFoundError) as e:   # Ray missing/unreachable, a backend every item needs
-        return fail(str(e))
+    except (EngineError, BackendUnavailable, FileNotFoundError, SetupError, ValueError) as e:
+        # Ray missing or unreachable, a backend or setting every item needs: nothing to blame on an item
+        return fail(str(e), as_json)
     if shard_rows:
         from .engine.shards import write_table_shards
         summary["shards"] = write_table_shards(dataset, tuple(summary["tables"]), shard_rows)

@@ -23,8 +23,8 @@ class ProbeStage(Stage):
     published = ("probe",)
     resources = Resources(num_cpus=1, actors=0)
 
-    def __init__(self, suffix: str = "v1", die_on: str = "boom") -> None:
-        self.suffix, self.die_on = suffix, die_on
+    def __init__(self, suffix: str = "v1", die_on: str = "boom", fail_setup: bool = False) -> None:
+        self.suffix, self.die_on, self.fail_setup = suffix, die_on, fail_setup
         self.setups = 0          # counts setup() calls in this worker
 
     def config(self) -> dict:
@@ -34,6 +34,8 @@ class ProbeStage(Stage):
         return item
 
     def setup(self) -> None:
+        if self.fail_setup:
+            raise OSError("model weights not found in /nowhere")
         self.setups += 1
 
     def process(self, item: str, ctx: Context) -> Output:

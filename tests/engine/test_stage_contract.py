@@ -61,7 +61,9 @@ def test_rerun_does_no_work_and_a_changed_config_recomputes_everything(tmp_path)
     marker = ds / ".work" / "probe" / "a.json"
     before = marker.stat().st_mtime_ns
     _, again = _run(ds, 1)
-    assert again["n_skipped_done"] == 5 and marker.stat().st_mtime_ns == before
+    # finished items are not redone; the internal error ("raise") is retried, as a crash would be
+    assert again["n_skipped_done"] == 4 and marker.stat().st_mtime_ns == before
+    assert again["n_error"] == 1
     _, changed = _run(ds, 1, ProbeStage(suffix="v2"))
     assert changed["n_skipped_done"] == 0
     fresh = tmp_path / "fresh"
@@ -87,6 +89,38 @@ def test_a_killed_item_leaves_nothing_that_counts(tmp_path):
     _run(tmp_path / "ref", 1, items=["a", "b", "c", "d"])
     cols = ["item", "status", "value"]
     assert pq.read_table(ds / "probe.parquet").select(cols).equals(pq.read_table(tmp_path / "ref" / "probe.parquet").select(cols))
+
+
+def test_a_commit_killed_after_its_pending_marker_is_redone_and_cleaned(tmp_path):
+    """commit() first replaces the marker by a pending one (no stamp, every file old and new);
+    a kill there leaves an item that is not done, and the redo removes what neither the old
+    nor the new result keeps."""
+    import json as _json
+    ds = tmp_path / "ds"
+    _run(ds, 1, items=["a", "b"])
+    (ds / "probe" / "a-v2.txt").write_bytes(b"half of a v2 commit")
+    (ds / ".work" / "probe" / "a.json").write_text(_json.dumps(
+        {"stamp": None, "meta": None, "files": ["probe/a-v1.txt"], "pending_files": ["probe/a-v2.txt"]}))
+    _, summary = _run(ds, 1, items=["a", "b"])
+    assert summary["n_skipped_done"] == 1 and summary["n_ok"] == 2
+    assert sorted(p.name for p in (ds / "probe").iterdir()) == ["a-v1.txt", "b-v1.txt"]
+
+
+def test_an_item_whose_content_changed_is_redone(tmp_path):
+    from s2vforge.engine.driver import stage_stamp
+    from s2vforge.engine.journal import Journal, item_digest
+    ds = tmp_path / "ds"
+    _run(ds, 1, items=["a"])
+    j = Journal(ds, "probe", stage_stamp(ProbeStage()), ProbeStage.tables)
+    assert j.is_done("a", item_digest("a")) and not j.is_done("a", item_digest({"path": "a", "caption": "new"}))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stage_that_cannot_set_up_stops_the_run_with_one_reason(tmp_path, workers):
+    from s2vforge.engine.worker import SetupError
+    with pytest.raises(SetupError, match="probe: setup failed: OSError: model weights not found"):
+        _run(tmp_path / "ds", workers, ProbeStage(fail_setup=True))
+    assert not list((tmp_path / "ds" / ".work" / "probe").glob("*.json"))   # no item blamed, nothing "done"
 
 
 def test_duplicate_keys_are_a_usage_error(tmp_path):

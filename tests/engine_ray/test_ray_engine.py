@@ -95,3 +95,17 @@ def test_a_dying_worker_becomes_an_error_row_and_the_rest_finish(ray_session, tm
     assert summary["n_error"] == 2
     if actors:   # each actor ran setup() once, however many items it took
         assert all(r["setups"] == 1 for r in rows.values() if r["status"] == "ok")
+
+
+@pytest.mark.parametrize("actors", [0, 1])
+def test_a_stage_that_cannot_set_up_stops_a_ray_run_with_its_reason(ray_session, tmp_path, actors):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+    from probe_stage import ProbeStage
+    from ray import cloudpickle
+    from s2vforge.engine.driver import run_stage
+    from s2vforge.engine.worker import SetupError
+    cloudpickle.register_pickle_by_value(sys.modules["probe_stage"])
+    spec = make_spec("ray", None, 2, {"resources": {"probe": {"actors": actors, "max_retries": 0}}})
+    with pytest.raises(SetupError, match="model weights not found"):
+        run_stage(ProbeStage(fail_setup=True), ["a", "b"], tmp_path, engine=spec)

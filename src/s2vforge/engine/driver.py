@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import writer
-from .journal import WORK_DIR, Journal, config_hash
+from .journal import WORK_DIR, Journal, config_hash, item_digest
 from .spec import EngineSpec
 from .stage import Final, Stage, StageRun
 
@@ -43,6 +43,7 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
     stamp = stage_stamp(stage)
     journal = Journal(dataset, stage.name, stamp, stage.tables)
     journal.sweep()
+    writer.sweep_tmp(dataset)        # tables of a killed run
     for sub in stage.file_dirs:      # what a killed run was writing is never complete: remove it
         writer.sweep_tmp(dataset / sub)
     for scratch in (dataset / WORK_DIR / "tmp").glob(f"{stage.name}-*"):
@@ -53,7 +54,7 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
         raise ValueError(f"{stage.name}: {len(dup)} items share a key (first: {dup[0]}); keys must be unique")
     todo, skipped = [], 0
     for item, key in zip(items, keys):
-        if journal.is_done(key):
+        if journal.is_done(key, item_digest(item)):
             skipped += 1
             if progress:
                 progress({**journal.meta(key), "resumed": True})
@@ -66,14 +67,16 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
 
     def on_crash(item: Any, exc: BaseException) -> dict:   # the worker died (OOM kill, a segfault)
         out = stage.error_output(item, f"worker crashed while running {stage.name}: {type(exc).__name__}: {exc}")
-        return journal.commit(stage.key(item), out)
+        return journal.commit(stage.key(item), out, item_digest(item), retry=True)
 
     if spec.kind == "ray":
         from .ray_engine import run_ray
         run_ray(stage, todo, str(dataset), stamp, spec, on_done, on_crash)
     else:
         from .local import run_local
-        run_local(stage, todo, str(dataset), stamp, spec.workers, on_done, on_crash)
+        run_local(stage, todo, str(dataset), stamp, spec.workers, on_done, on_crash,
+                  committed=lambda item: (journal.meta(stage.key(item))
+                                          if journal.is_done(stage.key(item), item_digest(item)) else None))
 
     metas = {k: journal.meta(k) for k in keys}
     tables = {name: journal.read(keys, name) for name in stage.tables}

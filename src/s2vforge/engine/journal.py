@@ -4,9 +4,11 @@ Under DATASET/.work/<stage>/, each finished item (key) has one Parquet part per 
 (`<key>.<table>.parquet`) and a JSON marker `<key>.json` written last, atomically, holding
 the stage's config stamp, the item's meta and the files it wrote. An item is done when its
 marker carries the current stamp and all its parts exist; a run killed at any point leaves
-either a complete item or nothing that counts. A changed config (another stamp) recomputes
-the item; files its previous result wrote and the new one does not are removed, so the
-dataset equals a fresh run's.
+either a complete item or nothing that counts. A changed config (another stamp) or a changed
+item (another digest: a new caption, upstream rows that changed) recomputes the item; files
+its previous result wrote and the new one does not are removed, so the dataset equals a fresh
+run's. Results of a crashed worker or an internal error are kept but marked `retry`: the next
+run tries them again.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ def config_hash(cfg) -> str:
     return hashlib.blake2b(json.dumps(cfg, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
 
+def item_digest(item) -> str:
+    """What an item holds (its path, caption, upstream rows...), for Journal.is_done."""
+    return config_hash(item)
+
+
 class Journal:
     def __init__(self, dataset: Path, stage: str, stamp: str, tables: dict[str, TableSpec]) -> None:
         self.dataset = Path(dataset)
@@ -49,20 +56,32 @@ class Journal:
         except (OSError, ValueError):
             return None
 
-    def is_done(self, key: str) -> bool:
+    def is_done(self, key: str, digest: str | None = None) -> bool:
+        """Done = committed under this stamp, for this very item (`digest` of its content, so an
+        item whose inputs changed upstream is redone), not marked for retry, parts present."""
         m = self._read_marker(key)
-        return (m is not None and m.get("stamp") == self.stamp
+        return (m is not None and m.get("stamp") == self.stamp and not m.get("retry")
+                and (digest is None or m.get("digest") == digest)
                 and all(self._part(key, t).exists() for t in self.tables))
 
     def meta(self, key: str) -> dict:
         m = self._read_marker(key)
-        if m is None:
+        if m is None or m.get("meta") is None:
             raise KeyError(f"no journal entry for {key} in {self.dir}")
         return m["meta"]
 
-    def commit(self, key: str, out: Output) -> dict:
-        """Write an item's files, then its parts, then its marker (last); returns its meta."""
-        old = self._read_marker(key)
+    def commit(self, key: str, out: Output, digest: str | None = None, retry: bool = False) -> dict:
+        """Write an item's files, then its parts, then its marker (last); returns its meta.
+
+        First the marker is replaced by a pending one (no stamp) that lists every file the old
+        and the new result may leave, so a crash anywhere in between means "redo" and the redo
+        still knows what to clean up. `retry`: a result that does not count as done (a crashed
+        worker, an internal error): the next run tries the item again."""
+        old = self._read_marker(key) or {}
+        files = sorted(out.files)
+        old_files = set(old.get("files") or []) | set(old.get("pending_files") or [])
+        writer.write_json(self._marker(key), {"stamp": None, "meta": None, "files": sorted(old_files),
+                                              "pending_files": files}, indent=None)
         for rel, payload in sorted(out.files.items()):
             dest = self.dataset / rel
             if isinstance(payload, (bytes, bytearray, memoryview)):
@@ -71,12 +90,10 @@ class Journal:
                 writer.move_file(Path(payload), dest)
         for name, spec in self.tables.items():
             writer.write_parquet(spec.table(out.rows.get(name, [])), self._part(key, name))
-        files = sorted(out.files)
-        if old:   # what an earlier config wrote and this result does not: gone, as in a fresh run
-            for rel in set(old.get("files") or []) - set(files):
-                (self.dataset / rel).unlink(missing_ok=True)
-        # last: until the marker carries the new stamp, a crash anywhere above means "redo"
-        writer.write_json(self._marker(key), {"stamp": self.stamp, "meta": out.meta, "files": files}, indent=None)
+        for rel in old_files - set(files):   # what an earlier result wrote and this one does not
+            (self.dataset / rel).unlink(missing_ok=True)
+        writer.write_json(self._marker(key), {"stamp": self.stamp, "digest": digest, "retry": retry,
+                                              "meta": out.meta, "files": files}, indent=None)
         return out.meta
 
     def read(self, keys: Iterable[str], table: str) -> pa.Table:

@@ -1,9 +1,11 @@
 """The local engine: a stage's items in this process (workers=1) or on a spawn process pool.
 
-Each pool process builds the stage's host once (setup() loads its models once per worker) in
-the pool initializer; results arrive as they finish. A worker that dies (OOM kill, a segfault
-in native code) breaks the pool: its unfinished items are reported through `on_crash`, one
-by one after a retry on a fresh pool, so a crash costs only the item that caused it.
+Each pool process sets the stage up once (setup() loads its models once per worker) in the
+pool initializer; results arrive as they finish. A worker that dies (OOM kill, a segfault in
+native code) breaks the pool: the items that got no result and are not already committed run
+again on a fresh pool of the same size; if that one breaks too, each remaining item runs alone,
+so a crash costs only the item that caused it. A stage that cannot set up (SetupError) stops
+the run. Ctrl-C stops the workers at once.
 """
 from __future__ import annotations
 
@@ -13,23 +15,32 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
 from .stage import Stage
-from .worker import StageHost
+from .worker import SetupError, StageHost
 
 _HOST: StageHost | None = None      # this pool process's set-up stage (one per process, any stage)
+_SETUP_ERROR: str | None = None     # why it could not set up, raised for every item it is given
 
 
 def _init_worker(stage: Stage, dataset: str, stamp: str) -> None:
-    global _HOST
-    _HOST = StageHost(stage, dataset, stamp).setup()
+    global _HOST, _SETUP_ERROR
+    try:
+        _HOST = StageHost(stage, dataset, stamp).setup()
+    except SetupError as e:    # raised per item instead: an initializer error would only break the pool
+        _SETUP_ERROR = str(e)
 
 
 def _run_in_worker(item: Any) -> dict:
+    if _SETUP_ERROR is not None:
+        raise SetupError(_SETUP_ERROR)
     assert _HOST is not None, "pool worker used before its initializer ran"
     return _HOST.run(item)
 
 
 def run_local(stage: Stage, items: Sequence[Any], dataset: str, stamp: str, workers: int,
-              on_done: Callable[[Any, dict], None], on_crash: Callable[[Any, BaseException], dict]) -> None:
+              on_done: Callable[[Any, dict], None], on_crash: Callable[[Any, BaseException], dict],
+              committed: Callable[[Any], dict | None] = lambda item: None) -> None:
+    """Run every item; `committed(item)` gives the meta of an item already committed by a worker
+    whose result was lost with a broken pool (it is not run again)."""
     if not items:
         return
     if workers <= 1:
@@ -40,10 +51,22 @@ def run_local(stage: Stage, items: Sequence[Any], dataset: str, stamp: str, work
         finally:
             host.teardown()
         return
-    left = _pool_pass(stage, list(items), dataset, stamp, workers, on_done, on_crash)
-    for item in left:   # the pool broke under these: each alone in a fresh one-process pool
-        rest = _pool_pass(stage, [item], dataset, stamp, 1, on_done, on_crash)
-        for it in rest:
+
+    def unfinished(left: list) -> list:
+        rest = []
+        for item in left:
+            meta = committed(item)
+            if meta is None:
+                rest.append(item)
+            else:
+                on_done(item, meta)
+        return rest
+
+    left = unfinished(_pool_pass(stage, list(items), dataset, stamp, workers, on_done, on_crash))
+    if left:   # one crash must not serialise the rest: a fresh pool of the same size
+        left = unfinished(_pool_pass(stage, left, dataset, stamp, workers, on_done, on_crash))
+    for item in left:   # broke again: each alone, so only the item that kills its worker is lost
+        for it in unfinished(_pool_pass(stage, [item], dataset, stamp, 1, on_done, on_crash)):
             on_done(it, on_crash(it, BrokenProcessPool("worker process died while running this item")))
 
 
@@ -52,8 +75,9 @@ def _pool_pass(stage: Stage, items: list, dataset: str, stamp: str, workers: int
     """Run items on a pool; returns those that got no result because a worker died."""
     ctx = mp.get_context("spawn")   # workers load ONNX/TFLite models with threads: never fork a threaded parent
     left: list = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(stage, str(dataset), stamp)) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(stage, str(dataset), stamp))
+    try:
         pending = {pool.submit(_run_in_worker, item): item for item in items}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -64,7 +88,19 @@ def _pool_pass(stage: Stage, items: list, dataset: str, stamp: str, workers: int
                 except BrokenProcessPool:
                     left.append(item)
                     continue
+                except SetupError:
+                    raise
                 except Exception as exc:   # the item could not even be sent or returned
                     result = on_crash(item, exc)
                 on_done(item, result)
+    except BaseException:      # Ctrl-C, a setup failure: stop now, do not drain the queue
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
     return left
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -77,10 +77,19 @@ def _loads(data: bytes):
     return cloudpickle.loads(data)
 
 
-def _apply(host, batch: dict) -> dict:
-    """Run the host on each item of a batch; anything escaping it becomes an 'error' result."""
+SETUP_FAILED = "SetupError: "
+
+
+def _apply(host, batch: dict, setup_error: str | None = None) -> dict:
+    """Run the host on each item of a batch; anything escaping it becomes an 'error' result
+    (a stage that could not set up answers every item with its SetupError)."""
     out_i, out_ok, out_res = [], [], []
     for i, payload in zip(batch["i"], batch["payload"]):
+        if setup_error is not None:
+            out_i.append(int(i))
+            out_ok.append(False)
+            out_res.append(_dumps(SETUP_FAILED + setup_error))
+            continue
         item = _loads(payload)
         try:
             res, ok = host.run(item), True
@@ -99,7 +108,11 @@ def _host(stage_blob: bytes, dataset: str, stamp: str):
 
 
 def _apply_task(batch: dict, stage_blob: bytes, dataset: str, stamp: str) -> dict:
-    host = _host(stage_blob, dataset, stamp)
+    from .worker import SetupError
+    try:
+        host = _host(stage_blob, dataset, stamp)
+    except SetupError as e:
+        return _apply(None, batch, str(e))
     try:
         return _apply(host, batch)
     finally:
@@ -110,10 +123,15 @@ class _StageActor:
     """One long-lived worker of a model stage: the stage's setup() runs once, here."""
 
     def __init__(self, stage_blob: bytes, dataset: str, stamp: str) -> None:
-        self.host = _host(stage_blob, dataset, stamp)
+        from .worker import SetupError
+        self.host, self.setup_error = None, None
+        try:
+            self.host = _host(stage_blob, dataset, stamp)
+        except SetupError as e:     # a dead actor would only be restarted: say why instead
+            self.setup_error = str(e)
 
     def __call__(self, batch: dict) -> dict:
-        return _apply(self.host, batch)
+        return _apply(self.host, batch, self.setup_error)
 
 
 def _dataset(ray, items_idx: Sequence[int], items: Sequence[Any], n_blocks: int):
@@ -185,6 +203,9 @@ def run_ray(stage, items: Sequence[Any], dataset: str, stamp: str, spec: EngineS
                 continue
             seen.add(i)
             result = _loads(row["result"])
+            if not row["ok"] and str(result).startswith(SETUP_FAILED):
+                from .worker import SetupError
+                raise SetupError(str(result)[len(SETUP_FAILED):])
             if not row["ok"]:
                 result = on_crash(items[i], StageError(result))
             on_done(items[i], result)

@@ -15,8 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .journal import WORK_DIR, Journal
+from .journal import WORK_DIR, Journal, item_digest
 from .stage import Context, Stage
+
+
+class SetupError(RuntimeError):
+    """A stage could not set up in a worker (a model that does not load, a bad endpoint): the
+    run cannot go on, and no item is to blame."""
 
 
 class StageHost:
@@ -27,7 +32,10 @@ class StageHost:
 
     def setup(self) -> "StageHost":
         if not self._ready:
-            self.stage.setup()
+            try:
+                self.stage.setup()
+            except Exception as e:
+                raise SetupError(f"{self.stage.name}: setup failed: {type(e).__name__}: {e}") from None
             self._ready = True
         return self
 
@@ -42,12 +50,14 @@ class StageHost:
         scratch_root = self.dataset / WORK_DIR / "tmp"
         scratch_root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{self.stage.name}-", dir=scratch_root))
+        digest = item_digest(item)
         try:
             try:
                 out = _with_local_inputs(item, lambda it: self.stage.process(it, Context(self.dataset, scratch)))
-            except Exception as e:   # a stage bug must not take the run down: the rows say what happened
+                return self.journal.commit(key, out, digest)
+            except Exception as e:   # a stage bug must not take the run down: the rows say what happened (and a rerun retries)
                 out = self.stage.error_output(item, f"internal error in {self.stage.name}: {type(e).__name__}: {e}")
-            return self.journal.commit(key, out)
+                return self.journal.commit(key, out, digest, retry=True)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

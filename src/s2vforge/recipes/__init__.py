@@ -32,7 +32,10 @@ def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) 
             if not p.is_file():
                 raise RecipeError(f"unknown recipe {name_or_path!r}: not a built-in ({', '.join(builtin_names())}) "
                                   f"and no such file")
-            data = yaml.safe_load(p.read_text()) or {}
+            try:
+                data = yaml.safe_load(p.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise RecipeError(f"recipe file {p} is not valid YAML: {e}") from None
             if not isinstance(data, dict):
                 raise RecipeError(f"recipe file {p} must hold a mapping")
         base = _merge(base, data)
@@ -41,7 +44,22 @@ def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) 
     missing = [k for k in _REQUIRED if k not in base]
     if missing:
         raise RecipeError(f"recipe is missing sections: {missing}")
+    _check_types(base, _read_builtin(DEFAULT))
     return base
+
+
+def _check_types(recipe: dict, default: dict) -> None:
+    """A section the default recipe holds as a mapping (or list) must be one in every recipe."""
+    for key, ref in default.items():
+        val = recipe.get(key)
+        if isinstance(ref, dict) and not isinstance(val, dict):
+            raise RecipeError(f"recipe `{key}:` must be a mapping, not {type(val).__name__} {val!r}")
+        if isinstance(ref, list) and not isinstance(val, list):
+            raise RecipeError(f"recipe `{key}:` must be a list (e.g. [{', '.join(map(str, ref[:2]))}]), "
+                              f"not {type(val).__name__} {val!r}")
+    for column, rule in (recipe.get("filters") or {}).items():
+        if not isinstance(rule, dict):
+            raise RecipeError(f"recipe filters.{column} must be a mapping like {{min: 10, max: 210}}, not {rule!r}")
 
 
 def section(recipe: dict | None, name: str) -> dict:

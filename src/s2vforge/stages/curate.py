@@ -114,11 +114,11 @@ def assign_ids(items: list[dict]) -> list[dict]:
     for it in items:
         vid = input_id(it["path"])
         it["video_id"] = vid
-        if vid in seen and not it.get("missing"):
+        if vid in seen:          # the same content, or the same absent path, given again
             it["duplicate_of"] = seen[vid]
             it["video_id"] = f"{vid}-dup-{hashlib.blake2b(os.fsencode(it['path']), digest_size=4).hexdigest()}"
         else:
-            seen.setdefault(vid, display_path(it["path"]))
+            seen[vid] = display_path(it["path"])
     return items
 
 

@@ -83,7 +83,7 @@ def unit_or_none(v) -> list[float] | None:
 
 def new_state() -> dict:
     """The embedders one worker loads (lazily, per category) and what it found unavailable."""
-    return {"embedders": {}, "context": None, "unavailable": {}}
+    return {"embedders": {}, "context": None, "unavailable": {}, "names": {}}
 
 
 def cached_embedder(state: dict, category: str, cfg: dict):
@@ -154,5 +154,7 @@ def embed_clip(clip_id: str, rows: list[dict], cfg: dict, dataset: Path,
     meta = {"clip_id": clip_id, "status": "ok", "error": None, "n_subjects": len(rows),
             "n_embedded": sum(1 for v in out.values() if v["vector"] is not None),
             "n_context": sum(1 for v in out.values() if v["context"] is not None),
-            "unavailable": dict(state["unavailable"]), "seconds": round(time.perf_counter() - t0, 4)}
+            "unavailable": dict(state["unavailable"]), "seconds": round(time.perf_counter() - t0, 4),
+            "embedders": {c: getattr(e, "name", None) for c, e in sorted(state["embedders"].items())
+                          if getattr(e, "name", None)}}
     return [out[k] for k in sorted(out)], meta

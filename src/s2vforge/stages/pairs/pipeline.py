@@ -71,6 +71,8 @@ class PairsStage(Stage):
 
     def __init__(self, recipe: dict | None, bank_dirs: Sequence[Path] = ()) -> None:
         self.cfg = pairs_config(recipe)
+        from .verify import vlm_verifier_from_config
+        vlm_verifier_from_config(self.cfg["verify"]["vlm"])   # a bad VLM setting is a usage error before any work
         self.bank_dirs = [Path(b) for b in bank_dirs]
         self.state: dict | None = None
 
@@ -108,6 +110,9 @@ class PairsStage(Stage):
     def finalize(self, run: StageRun) -> Final:
         if self.state is None:
             self.setup()
+        for m in run.metas.values():      # the names the workers' embedders gave themselves
+            for cat, name in (m.get("embedders") or {}).items():
+                self.state["names"].setdefault(cat, name)
         table, summary = build_pairs(run, self.cfg, self.bank_dirs, self.state, config_hash(self.config()))
         return Final(tables={"pairs": table}, summary=summary)
 
@@ -203,7 +208,7 @@ def build_pairs(run: StageRun, cfg: dict, bank_dirs: Sequence[Path], state: dict
 def _embedder_name(cat: str, cfg: dict, state: dict) -> str:
     from .embed import embedder_key
     e = state["embedders"].get(cat)
-    return getattr(e, "name", None) or embedder_key(cat, cfg["embed"])
+    return getattr(e, "name", None) or state["names"].get(cat) or embedder_key(cat, cfg["embed"])
 
 
 def cluster_rows(rows: list[dict], tracks: list[Track], instances: list[Instance], edges: list[tuple[str, str, float]],

@@ -353,6 +353,7 @@ class SubjectsStage(Stage):
 
     def __init__(self, recipe: dict | None) -> None:
         self.cfg = subjects_config(recipe)
+        _phrase_client(self.cfg["phrases"])      # a bad endpoint setting is a usage error now, not per clip
         self.state: dict | None = None
 
     def config(self) -> dict:
