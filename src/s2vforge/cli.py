@@ -26,7 +26,7 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
 
     def build(recipe: dict):
         stage = CurateStage(recipe)
-        items = expand_inputs(inputs)
+        items = expand_inputs(inputs, exclude=[out])     # never ingest our own output
         if not items:
             raise UsageError("no input files found in " + ", ".join(map(str, inputs)))
         return stage, assign_ids(items)

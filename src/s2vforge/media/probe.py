@@ -47,6 +47,9 @@ def probe(path: str | bytes, max_pixels: int = 4096 * 2160) -> ProbeInfo:
             kinds = ", ".join(f"{len(getattr(container.streams, k))} {k}" for k in ("audio", "subtitles", "data")
                               if len(getattr(container.streams, k)))
             raise ProbeError(f"no video stream ({kinds or 'no streams'}); audio-only or not a video")
+        if all(_is_attached_picture(s) for s in container.streams.video):
+            raise ProbeError("holds no moving video: its only picture is attached cover art "
+                             f"({', '.join(f'{len(getattr(container.streams, k))} {k}' for k in ('audio',) if len(getattr(container.streams, k)))} stream)")
         stream = container.streams.video[0]
         cc = stream.codec_context
         w, h = int(cc.width or 0), int(cc.height or 0)
@@ -73,10 +76,27 @@ def probe(path: str | bytes, max_pixels: int = 4096 * 2160) -> ProbeInfo:
             raise ProbeError(f"cannot decode the first video frame (FFmpeg: {_ffmpeg_reason(e)})") from None
         if fps <= 0:
             raise ProbeError("video stream has no frame rate; cannot time its frames")
+        try:
+            next(container.decode(stream))
+        except StopIteration:
+            raise ProbeError(f"holds no moving video: one frame only (a still image, "
+                             f"{(container.format.name or '?').split(',')[0]}), whatever its file name says") from None
+        except av.FFmpegError:
+            pass    # a later decode error is the truncation check's to report
         dw, dh = (h, w) if rotation in (90, 270) else (w, h)
         return ProbeInfo(codec=cc.name, width=dw, height=dh, coded_width=w, coded_height=h, rotation=rotation,
                          fps=fps, duration_s=float(duration), n_frames_header=int(stream.frames or 0),
                          has_audio=bool(container.streams.audio), size_bytes=size)
+
+
+def _is_attached_picture(stream) -> bool:
+    """Cover art in an audio file (or any container) is a 'video' stream of one still picture."""
+    disp = getattr(stream, "disposition", None)
+    flag = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
+    try:
+        return bool(disp is not None and flag is not None and disp & flag)
+    except TypeError:
+        return False
 
 
 def _ffmpeg_reason(e: Exception) -> str:

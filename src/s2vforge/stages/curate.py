@@ -69,6 +69,8 @@ class CurateStage(Stage):
 
     def process(self, item: dict, ctx: Context) -> Output:
         t0 = time.perf_counter()
+        if item.get("error"):          # a manifest line or folder that could not be read
+            return self.error_output(item, item["error"])
         if item.get("missing"):
             return self.error_output(item, "no such file")
         if item.get("duplicate_of"):
@@ -111,15 +113,24 @@ def assign_ids(items: list[dict]) -> list[dict]:
     import os
     from ..inputs import input_id
     seen: dict[str, str] = {}
+    occurrences: dict[tuple[str, str], int] = {}
     for it in items:
-        vid = input_id(it["path"])
+        vid = input_id(it["path"]) if not it.get("error") else _where_id(it["path"])
         it["video_id"] = vid
         if vid in seen:          # the same content, or the same absent path, given again
             it["duplicate_of"] = seen[vid]
-            it["video_id"] = f"{vid}-dup-{hashlib.blake2b(os.fsencode(it['path']), digest_size=4).hexdigest()}"
+            k = occurrences[(vid, it["path"])] = occurrences.get((vid, it["path"]), 0) + 1
+            tag = hashlib.blake2b(f"{os.fsencode(it['path'])!r}#{k}".encode(), digest_size=4).hexdigest()
+            it["video_id"] = f"{vid}-dup-{tag}"      # one row per occurrence, ids unique and stable
         else:
             seen[vid] = display_path(it["path"])
     return items
+
+
+def _where_id(where: str) -> str:
+    """The id of an input that is not a file (a manifest line, a folder): from where it is."""
+    import hashlib
+    return "v" + hashlib.blake2b(b"where:" + where.encode("utf-8", "backslashreplace"), digest_size=8).hexdigest()
 
 
 def _bare_video_row(item: dict, status: str, message: str) -> dict:
