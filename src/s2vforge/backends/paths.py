@@ -12,9 +12,20 @@ from pathlib import Path
 from .errors import ModelNotFound
 
 
+MODELS_ENV = "S2VFORGE_MODELS"
+
+
+def set_models_dir(path: str | os.PathLike | None) -> None:
+    """Point every backend (and the workers this process starts) at a models folder: `--models DIR`.
+
+    Sets $S2VFORGE_MODELS to the absolute path, so spawned workers and a local Ray inherit it."""
+    if path:
+        os.environ[MODELS_ENV] = str(Path(path).expanduser().resolve())
+
+
 def model_search_dirs(local_name: str, hf_repo: str | None = None) -> list[Path]:
     dirs: list[Path] = []
-    env = os.environ.get("S2VFORGE_MODELS")
+    env = os.environ.get(MODELS_ENV)
     if env:
         dirs.append(Path(env) / local_name)
     dirs.append(Path.home() / ".cache" / "s2vforge" / "models" / local_name)
