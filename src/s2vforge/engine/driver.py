@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import writer
+from .faults import raise_if_disk_full
+from .lock import dataset_lock
 from .journal import WORK_DIR, Journal, config_hash, item_digest
 from .spec import EngineSpec
 from .stage import Final, Stage, StageRun
@@ -35,10 +37,25 @@ def stage_stamp(stage: Stage) -> str:
 
 def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: EngineSpec | None = None,
               progress: Callable[[dict], None] | None = None) -> tuple[StageRun, dict]:
-    """Run `stage` over `items` into `dataset`; returns the assembled run and its summary."""
-    t0 = time.perf_counter()
+    """Run `stage` over `items` into `dataset`; returns the assembled run and its summary.
+    Holds the dataset's lock (engine/lock.py) throughout: a second run on it stops at once."""
     dataset = Path(dataset)
-    dataset.mkdir(parents=True, exist_ok=True)
+    try:
+        dataset.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise_if_disk_full(e, dataset)
+        raise
+    with dataset_lock(dataset, stage.name, WORK_DIR):
+        try:
+            return _run_locked(stage, items, dataset, engine, progress)
+        except OSError as e:     # the driver's own writes (tables, run file) on a full disk
+            raise_if_disk_full(e, dataset)
+            raise
+
+
+def _run_locked(stage: Stage, items: Sequence[Any], dataset: Path, engine: EngineSpec | None,
+                progress: Callable[[dict], None] | None) -> tuple[StageRun, dict]:
+    t0 = time.perf_counter()
     spec = engine or EngineSpec()
     stamp = stage_stamp(stage)
     journal = Journal(dataset, stage.name, stamp, stage.tables)
@@ -52,9 +69,12 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
     dup = [k for k, n in Counter(keys).items() if n > 1]
     if dup:
         raise ValueError(f"{stage.name}: {len(dup)} items share a key (first: {dup[0]}); keys must be unique")
+    done = [(item, key) for item, key in zip(items, keys) if journal.is_done(key, item_digest(item))]
+    damaged = damaged_items(stage, journal, dataset, [key for _, key in done])
+    done_keys = {key for _, key in done} - set(damaged)
     todo, skipped = [], 0
     for item, key in zip(items, keys):
-        if journal.is_done(key, item_digest(item)):
+        if key in done_keys:
             skipped += 1
             if progress:
                 progress({**journal.meta(key), "resumed": True})
@@ -91,9 +111,41 @@ def run_stage(stage: Stage, items: Sequence[Any], dataset: Path, *, engine: Engi
         writer.write_bytes(dataset / rel, data)
     run.wall_s = round(time.perf_counter() - t0, 3)
     summary = summary_of(stage, run, final)
+    summary["repaired"] = dict(sorted(damaged.items()))
     writer.write_json(dataset / f"{stage.name}_run.json", {**stage.run_info(), "stage": stage.name,
                                                             "config": stage.config(), "summary": summary})
     return run, summary
+
+
+VERIFY_THREADS = 8
+
+
+def damaged_items(stage: Stage, journal: Journal, dataset: Path, keys: list[str]) -> dict[str, str]:
+    """Finished items whose files are gone, resized or fail the stage's check_file: key -> why.
+    They are redone, so a rerun repairs what a crash, a full disk or a stray process broke."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(key: str) -> tuple[str, str | None]:
+        problems = []
+        for rel, size in journal.files_of(key).items():
+            path = dataset / rel
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                problems.append(f"{rel} is missing")
+                continue
+            if size is not None and actual != size:
+                problems.append(f"{rel} has {actual} bytes, {size} when written")
+                continue
+            why = stage.check_file(path)
+            if why:
+                problems.append(f"{rel}: {why}")
+        return key, "; ".join(problems) or None
+
+    if not keys:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(VERIFY_THREADS, len(keys))) as pool:   # decoders release the GIL
+        return {key: why for key, why in pool.map(check, keys) if why}
 
 
 def summary_of(stage: Stage, run: StageRun, final: Final) -> dict:

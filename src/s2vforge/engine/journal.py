@@ -92,9 +92,16 @@ class Journal:
             writer.write_parquet(spec.table(out.rows.get(name, [])), self._part(key, name))
         for rel in old_files - set(files):   # what an earlier result wrote and this one does not
             (self.dataset / rel).unlink(missing_ok=True)
+        sizes = {rel: (self.dataset / rel).stat().st_size for rel in files}
         writer.write_json(self._marker(key), {"stamp": self.stamp, "digest": digest, "retry": retry,
-                                              "meta": out.meta, "files": files}, indent=None)
+                                              "meta": out.meta, "files": files, "sizes": sizes}, indent=None)
         return out.meta
+
+    def files_of(self, key: str) -> dict[str, int | None]:
+        """The files a committed item wrote, each with the size it had when committed."""
+        m = self._read_marker(key) or {}
+        sizes = m.get("sizes") or {}
+        return {rel: sizes.get(rel) for rel in m.get("files") or []}
 
     def read(self, keys: Iterable[str], table: str) -> pa.Table:
         """One table over these keys, in the table's declared schema and sort order."""

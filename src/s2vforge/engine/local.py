@@ -9,20 +9,41 @@ the run. Ctrl-C stops the workers at once.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
 from .stage import Stage
+from .faults import RunStopped
 from .worker import SetupError, StageHost
 
 _HOST: StageHost | None = None      # this pool process's set-up stage (one per process, any stage)
 _SETUP_ERROR: str | None = None     # why it could not set up, raised for every item it is given
+PR_SET_PDEATHSIG = 1                # linux/prctl.h
 
 
-def _init_worker(stage: Stage, dataset: str, stamp: str) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """A pool worker must not outlive the command: on Linux the kernel kills it when its parent
+    dies, even by SIGKILL; Ctrl-C goes to the parent alone, which stops the pool itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:      # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(stage: Stage, dataset: str, stamp: str, parent_pid: int) -> None:
     global _HOST, _SETUP_ERROR
+    _die_with_parent(parent_pid)
     try:
         _HOST = StageHost(stage, dataset, stamp).setup()
     except SetupError as e:    # raised per item instead: an initializer error would only break the pool
@@ -76,7 +97,7 @@ def _pool_pass(stage: Stage, items: list, dataset: str, stamp: str, workers: int
     ctx = mp.get_context("spawn")   # workers load ONNX/TFLite models with threads: never fork a threaded parent
     left: list = []
     pool = ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(stage, str(dataset), stamp))
+                               initargs=(stage, str(dataset), stamp, os.getpid()))
     try:
         pending = {pool.submit(_run_in_worker, item): item for item in items}
         while pending:
@@ -88,7 +109,7 @@ def _pool_pass(stage: Stage, items: list, dataset: str, stamp: str, workers: int
                 except BrokenProcessPool:
                     left.append(item)
                     continue
-                except SetupError:
+                except RunStopped:     # no item is to blame (setup failed, disk full): stop the run
                     raise
                 except Exception as exc:   # the item could not even be sent or returned
                     result = on_crash(item, exc)
@@ -100,7 +121,14 @@ def _pool_pass(stage: Stage, items: list, dataset: str, stamp: str, workers: int
     return left
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+def _stop(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """Terminate every worker and wait until they are gone (killed after `grace_s`)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
         proc.terminate()
+    for proc in procs:
+        proc.join(grace_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(grace_s)
     pool.shutdown(wait=False, cancel_futures=True)

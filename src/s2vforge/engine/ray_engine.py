@@ -77,22 +77,24 @@ def _loads(data: bytes):
     return cloudpickle.loads(data)
 
 
-SETUP_FAILED = "SetupError: "
-
-
-def _apply(host, batch: dict, setup_error: str | None = None) -> dict:
-    """Run the host on each item of a batch; anything escaping it becomes an 'error' result
-    (a stage that could not set up answers every item with its SetupError)."""
+def _apply(host, batch: dict, stopped: BaseException | None = None) -> dict:
+    """Run the host on each item of a batch; anything escaping it becomes an 'error' result.
+    A RunStopped (the stage could not set up, the disk is full) is returned as itself and
+    answers every later item of the batch: the driver stops the run on it."""
+    from .faults import RunStopped
     out_i, out_ok, out_res = [], [], []
     for i, payload in zip(batch["i"], batch["payload"]):
-        if setup_error is not None:
+        if stopped is not None:
             out_i.append(int(i))
             out_ok.append(False)
-            out_res.append(_dumps(SETUP_FAILED + setup_error))
+            out_res.append(_dumps(stopped))
             continue
         item = _loads(payload)
         try:
             res, ok = host.run(item), True
+        except RunStopped as e:
+            stopped = e
+            res, ok = e, False
         except Exception as e:   # same contract as the local pool: on_crash decides the row
             res, ok = f"{type(e).__name__}: {e}", False
         out_i.append(int(i))
@@ -112,7 +114,7 @@ def _apply_task(batch: dict, stage_blob: bytes, dataset: str, stamp: str) -> dic
     try:
         host = _host(stage_blob, dataset, stamp)
     except SetupError as e:
-        return _apply(None, batch, str(e))
+        return _apply(None, batch, e)
     try:
         return _apply(host, batch)
     finally:
@@ -128,7 +130,7 @@ class _StageActor:
         try:
             self.host = _host(stage_blob, dataset, stamp)
         except SetupError as e:     # a dead actor would only be restarted: say why instead
-            self.setup_error = str(e)
+            self.setup_error = e
 
     def __call__(self, batch: dict) -> dict:
         return _apply(self.host, batch, self.setup_error)
@@ -190,6 +192,7 @@ def run_ray(stage, items: Sequence[Any], dataset: str, stamp: str, spec: EngineS
     stats = {"stage": stage.name, "n_items": len(items), "n_crashed": 0, "n_second_pass": 0, "ray_s": 0.0}
     if not items:
         return stats
+    from .faults import RunStopped
     ray = ensure_ray(spec)
     res = spec.stage_resources(stage.name, stage.resources)
     args = (_dumps(stage), str(dataset), stamp)
@@ -203,9 +206,8 @@ def run_ray(stage, items: Sequence[Any], dataset: str, stamp: str, spec: EngineS
                 continue
             seen.add(i)
             result = _loads(row["result"])
-            if not row["ok"] and str(result).startswith(SETUP_FAILED):
-                from .worker import SetupError
-                raise SetupError(str(result)[len(SETUP_FAILED):])
+            if not row["ok"] and isinstance(result, RunStopped):
+                raise result
             if not row["ok"]:
                 result = on_crash(items[i], StageError(result))
             on_done(items[i], result)

@@ -15,6 +15,8 @@ A stage is a class with:
 - `process(item, ctx) -> Output`: rows per table and file payloads, never writing a file,
 - `error_output(item, message) -> Output`: the rows that record an item that failed,
 - `teardown()`,
+- `check_file(path)`: why a file a finished item wrote is unusable (None when fine); a rerun
+  redoes an item whose file is missing, resized or fails this check,
 - `finalize(run) -> Final`: optional whole-dataset step over the assembled tables (pairs
   builds its bank and pairs table here); returns more tables, files and a summary.
 
@@ -105,6 +107,11 @@ class Stage:
 
     def teardown(self) -> None:
         """Release what setup() loaded."""
+
+    def check_file(self, path: Path) -> str | None:
+        """Why a file this stage wrote can no longer be used (None = fine). The driver has already
+        checked that it exists with the size it was committed with; stages add a format check."""
+        return None
 
     def finalize(self, run: StageRun) -> Final:
         return Final()

@@ -15,11 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .faults import RunStopped, raise_if_disk_full
 from .journal import WORK_DIR, Journal, item_digest
 from .stage import Context, Stage
 
 
-class SetupError(RuntimeError):
+class SetupError(RunStopped):
     """A stage could not set up in a worker (a model that does not load, a bad endpoint): the
     run cannot go on, and no item is to blame."""
 
@@ -48,16 +49,23 @@ class StageHost:
         self.setup()
         key = self.stage.key(item)
         scratch_root = self.dataset / WORK_DIR / "tmp"
-        scratch_root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f"{self.stage.name}-", dir=scratch_root))
+        try:
+            scratch_root.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=f"{self.stage.name}-", dir=scratch_root))
+        except OSError as e:
+            raise_if_disk_full(e, scratch_root)
+            raise
         digest = item_digest(item)
         try:
             try:
                 out = _with_local_inputs(item, lambda it: self.stage.process(it, Context(self.dataset, scratch)))
-                return self.journal.commit(key, out, digest)
+            except RunStopped:
+                raise
             except Exception as e:   # a stage bug must not take the run down: the rows say what happened (and a rerun retries)
+                raise_if_disk_full(e, scratch)     # ...but a full disk is no item's fault: stop the run
                 out = self.stage.error_output(item, f"internal error in {self.stage.name}: {type(e).__name__}: {e}")
                 return self.journal.commit(key, out, digest, retry=True)
+            return self.journal.commit(key, out, digest)   # DiskFull from here stops the run; the item stays pending
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

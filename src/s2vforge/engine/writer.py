@@ -16,6 +16,8 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .faults import raise_if_disk_full
+
 
 def tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -29,8 +31,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        raise_if_disk_full(e, path)    # a full disk stops the run, naming the file
         raise
 
 
@@ -57,7 +60,8 @@ def move_file(src: Path, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(src, path)
-    except OSError:
+    except OSError as e:
+        raise_if_disk_full(e, path)
         atomic_write(path, lambda tmp: shutil.copyfile(src, tmp))
         Path(src).unlink(missing_ok=True)
 
