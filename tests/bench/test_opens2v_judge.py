@@ -155,18 +155,27 @@ def face_video(tiny_clips):
 
 
 def test_natural_score_averages_runs_and_records_missing(judge_server, chat_reply, face_video, key_env):
-    answers = iter(["4", "I am not sure what to say.", '{"score": 5}'])
+    answers = iter(["4", "I am not sure what to say.", '{"score": 5}', "3"])
     server = judge_server(lambda n, body, h: (200, {}, chat_reply(next(answers)), 0))
     metric = NaturalScore(base_url=server.base_url, model="test-judge", api_key_env=key_env, backoff_s=0.01)
     metric.load()
     rec = metric.compute_record(*face_video)
-    assert rec["value"] == pytest.approx(4.5)
+    # one run did not score: the video is missing (never the mean of 2 of 3), and marked for retry
+    assert rec["value"] is None and rec["retry"] is True
+    assert "1 of 3 judge runs gave no score: unparsable answer" in rec["missing"]
     assert [r["score"] for r in rec["details"]["runs"]] == [4.0, None, 5.0]
     assert rec["details"]["runs"][1]["unparsed_answer"].startswith("I am not sure")
     assert len(server.requests) == 3
     content = server.requests[0]["body"]["messages"][0]["content"]
     assert sum(p["type"] == "image_url" for p in content) == 10      # a 10-frame clip: stride 1, all frames
     assert content[-1]["text"] == NATURAL_RUBRIC
+    # a rerun asks again only for the run that did not score
+    again = metric.compute_record(*face_video, previous={"id": "singleface_1", "status": "missing",
+                                                          "details": rec["details"], "retry": True})
+    assert len(server.requests) == 4
+    assert again["value"] == pytest.approx(4.0) and "retry" not in again and "missing" not in again
+    assert again["details"] == {"runs": [{"score": 4.0}, {"score": 3.0}, {"score": 5.0}], "n_scored": 3,
+                                "model": "test-judge"}
 
 
 def test_natural_all_runs_failing_is_missing_not_guessed(judge_server, face_video):

@@ -3,7 +3,9 @@
 Works with hosted APIs and local servers (vLLM, SGLang, llama.cpp, LM Studio): POST
 `{base_url}/chat/completions` with images as base64 data URLs. Stdlib only (urllib), so the
 judge adds no dependency. The API key is read from an environment variable *by name* at
-request time; it is never stored in records, logged, or echoed in error messages.
+request time; it is never stored in records, logged, or echoed in error messages. A base
+URL with credentials (`http://user:pass@host/v1`) is split: the userinfo is sent as HTTP
+Basic auth (when no key is set) and shown as `***` everywhere the endpoint is named.
 
 Transient failures (HTTP 429, 5xx, timeouts, dropped connections, unreadable bodies) are
 retried with exponential backoff, honouring Retry-After. Authentication failures raise
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import json
 import logging
 import os
@@ -21,6 +24,7 @@ import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,16 +39,72 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524,
 
 
 class JudgeError(RuntimeError):
-    """The endpoint did not give a usable answer after all retries."""
+    """The endpoint did not give a usable answer after all retries.
+
+    `kind` says why: "unreachable" (connection refused/reset, DNS), "timeout", "http" (a
+    status that is retried: 429, 5xx ...), "rejected" (another 4xx, not retried),
+    "unreadable" (a body that is not a chat completion) or "internal".
+    """
+
+    def __init__(self, message: str, kind: str = "http") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class JudgeAuthError(BackendUnavailable):
     """The endpoint refused our credentials (401/403): no point asking again."""
 
 
-def _scrub(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEY_ENV_HELP = ("takes the NAME of an environment variable holding the key (like OPENAI_API_KEY), "
+                "not the key itself")
+
+
+def is_env_name(value: object) -> bool:
+    """True when `value` can be the name of an environment variable (letters, digits, _)."""
+    return isinstance(value, str) and len(value) <= 256 and _ENV_NAME.fullmatch(value) is not None
+
+
+def describe_key_env(name: str | None) -> str:
+    """How to name the key's variable in a message without ever showing a key.
+
+    A valid name that is set here, or the default OPENAI_API_KEY, is shown as `$NAME`. A
+    value that is not a valid name, or a name that is not set, might be a key typed in by
+    mistake, so it is never echoed."""
+    if not name:
+        return "(no API key variable)"
+    if is_env_name(name) and (name == DEFAULT_KEY_ENV or os.environ.get(name)):
+        return f"${name}"
+    if is_env_name(name):
+        return "the variable named by api_key_env (not set in this environment)"
+    return "api_key_env (not a variable name: it " + KEY_ENV_HELP + ")"
+
+
+def split_url_credentials(url: str) -> tuple[str, str | None]:
+    """`http://user:pass@host:8000/v1` -> (`http://host:8000/v1`, `user:pass`); no userinfo -> (url, None)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), userinfo
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with any userinfo replaced by `***` (for messages and records)."""
+    if not url:
+        return url
+    clean, userinfo = split_url_credentials(url)
+    if userinfo is None:
+        return url
+    parts = urllib.parse.urlsplit(clean)
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc))
+
+
+def _scrub(text: str, secret: str | Sequence[str] | None) -> str:
+    secrets = [secret] if isinstance(secret, str) else list(secret or [])
+    for s in sorted({x for x in secrets if x and len(x) >= 3}, key=len, reverse=True):
+        text = text.replace(s, "***")
     return text
 
 
@@ -75,9 +135,13 @@ class JudgeClient:
                  extra_body: dict | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         if not base_url:
             raise ValueError("base_url is required")
-        self.base_url = base_url.rstrip("/")
+        if api_key_env is not None and api_key_env != "" and not is_env_name(api_key_env):
+            raise ValueError("api_key_env " + KEY_ENV_HELP)
+        clean, userinfo = split_url_credentials(str(base_url))
+        self.base_url = clean.rstrip("/")          # never holds credentials: safe to show
+        self._userinfo = userinfo
         self.model = model
-        self.api_key_env = api_key_env
+        self.api_key_env = api_key_env or None
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
@@ -86,8 +150,17 @@ class JudgeClient:
         self.extra_body = dict(extra_body or {})
         self._sleep = sleep
 
-    def __repr__(self) -> str:  # never shows the key, only where it comes from
-        return f"JudgeClient(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+    def __repr__(self) -> str:  # never shows the key or URL credentials, only where the key comes from
+        return (f"JudgeClient(base_url={self.display_url!r}, model={self.model!r}, "
+                f"api_key_env={describe_key_env(self.api_key_env)!r})")
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as it may be shown: userinfo, if any was given, as `***`."""
+        if self._userinfo is None:
+            return self.base_url
+        parts = urllib.parse.urlsplit(self.base_url)
+        return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc))
 
     @property
     def url(self) -> str:
@@ -95,6 +168,33 @@ class JudgeClient:
 
     def _key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def _secrets(self) -> list[str]:
+        """Every string derived from the credentials that must never be shown."""
+        out: list[str] = []
+        key = self._key()
+        if key:
+            out += [key, f"Bearer {key}"]
+        if self._userinfo:
+            password = self._userinfo.partition(":")[2]
+            token = base64.b64encode(urllib.parse.unquote(self._userinfo).encode("utf-8")).decode("ascii")
+            out += [self._userinfo, urllib.parse.unquote(self._userinfo), password,
+                    urllib.parse.unquote(password), token, f"Basic {token}"]
+        return out
+
+    def scrub(self, text: str) -> str:
+        """`text` with the key, auth headers and URL credentials masked as `***`."""
+        return _scrub(text, self._secrets())
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = self._key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        elif self._userinfo:
+            raw = urllib.parse.unquote(self._userinfo).encode("utf-8")
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        return headers
 
     def _backoff(self, attempt: int) -> float:
         # full jitter on an exponential ladder: 2, 4, 8 ... capped
@@ -114,46 +214,50 @@ class JudgeClient:
             body["max_tokens"] = max_tokens
         body.update(self.extra_body)
         data = json.dumps(body).encode("utf-8")
-        key = self._key()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        scrub = self.scrub
 
-        last = "no attempt made"
+        last, kind = "no attempt made", "internal"
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             try:
-                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
                 try:
                     return _answer_text(json.loads(raw.decode("utf-8")))
                 except (ValueError, KeyError, IndexError, TypeError) as e:
-                    last = f"unreadable response body ({type(e).__name__}): {_scrub(raw[:200].decode('utf-8', 'replace'), key)!r}"
+                    shown = scrub(raw.decode("utf-8", "replace"))[:200]
+                    last, kind = f"unreadable response body ({type(e).__name__}): {shown!r}", "unreadable"
             except urllib.error.HTTPError as e:
-                detail = _scrub(_read_quietly(e)[:300], key)
+                detail = scrub(_read_quietly(e))[:300]
                 if e.code in (401, 403):
                     raise JudgeAuthError(
-                        f"judge endpoint {self.base_url} (model {self.model})",
-                        [f"${self.api_key_env}" if self.api_key_env else "(no API key variable)"],
+                        f"judge endpoint {self.display_url} (model {self.model})",
+                        [describe_key_env(self.api_key_env)],
                         f"The endpoint answered HTTP {e.code}; set a valid key in the environment variable "
                         f"named by api_key_env. Server said: {detail}") from None
-                last = f"HTTP {e.code}: {detail}"
+                last, kind = f"HTTP {e.code}: {detail}", "http"
                 if e.code not in RETRY_STATUS:
-                    raise JudgeError(f"judge request failed, not retried: {last}") from None
+                    raise JudgeError(f"judge request failed, not retried: {last}", "rejected") from None
                 wait = parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
             except (TimeoutError, socket.timeout) as e:
-                last = f"timeout after {self.timeout_s:g}s ({type(e).__name__})"
+                last, kind = f"timeout after {self.timeout_s:g}s ({type(e).__name__})", "timeout"
             except urllib.error.URLError as e:
-                last = f"connection error: {_scrub(str(e.reason), key)}"
-            except (ConnectionError, OSError) as e:
-                last = f"connection error: {_scrub(str(e), key)}"
+                if isinstance(e.reason, (TimeoutError, socket.timeout)):
+                    last, kind = f"timeout after {self.timeout_s:g}s", "timeout"
+                else:
+                    last, kind = f"connection error: {scrub(str(e.reason))}", "unreachable"
+            except (ConnectionError, OSError, http.client.HTTPException) as e:
+                last, kind = f"connection error: {scrub(f'{type(e).__name__}: {e}')}", "unreachable"
+            except Exception as e:  # noqa: BLE001 - never let a traceback carry the request (and its key) out
+                raise JudgeError(f"judge request failed ({type(e).__name__}): {scrub(str(e))[:300]}",
+                                 "internal") from None
             if attempt >= self.max_retries:
                 break
             delay = min(wait, self.retry_after_max_s) if wait is not None else self._backoff(attempt)
             log.warning("judge: %s; retry %d/%d in %.1fs", last, attempt + 1, self.max_retries, delay)
             self._sleep(delay)
-        raise JudgeError(f"judge gave no usable answer after {self.max_retries + 1} attempts; last: {last}")
+        raise JudgeError(f"judge gave no usable answer after {self.max_retries + 1} attempts; last: {last}", kind)
 
 
 def _read_quietly(e: urllib.error.HTTPError) -> str:

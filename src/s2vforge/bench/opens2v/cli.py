@@ -2,12 +2,17 @@
 
 The same conventions as the stage commands (clikit.py): --json prints the whole result on
 stdout, errors are one escaped line. Exit codes: 0 all requested work done; 1 something could not be computed (a metric
-unavailable here, videos missing or failing, a leaderboard row that does not add up);
-2 bad input (unknown domain/metric, missing folder or file).
+unavailable here, videos missing or failing, judgements missing: a rerun retries them, a
+leaderboard row that does not add up); 2 bad input (unknown domain/metric, missing folder or
+file, a --judge-key-env that is not the name of a set environment variable).
+
+Secrets: the judge key is only ever read from the environment variable named by
+--judge-key-env, and it is never echoed, not even when a key was typed in its place.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -33,11 +38,14 @@ def _parse_value(text: str) -> Any:
 def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
     """`metric.key=value` pairs -> {metric: {key: value}}; values are JSON when they parse."""
     out: dict[str, dict[str, Any]] = {}
-    for item in items or []:
+    for n, item in enumerate(items or [], 1):
         left, eq, value = item.partition("=")
         metric, dot, key = left.partition(".")
         if not eq or not dot or not metric or not key:
-            raise typer.BadParameter(f"{item!r}: expected METRIC.KEY=VALUE, e.g. natural.base_url=http://...")
+            # the item is not echoed when it has no `=`: it may be a secret typed in the wrong place
+            shown = f"{left!r}=..." if eq else "an item without '='"
+            raise typer.BadParameter(f"--option #{n} ({shown}): expected METRIC.KEY=VALUE, "
+                                     "e.g. natural.base_url=http://...")
         out.setdefault(metric.strip(), {})[key.strip()] = _parse_value(value)
     return out
 
@@ -126,15 +134,27 @@ def eval_command(
     device: Optional[str] = typer.Option(None, "--device", help="Device for model-backed metrics (cpu, cuda, cuda:1)."),
     judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible base URL for NaturalScore."),
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Judge model name for NaturalScore."),
-    judge_key_env: Optional[str] = typer.Option(None, "--judge-key-env", help="Name of the environment variable "
-                                                "holding the judge API key (default OPENAI_API_KEY)."),
+    judge_key_env: Optional[str] = typer.Option(None, "--judge-key-env", help="NAME of the environment variable "
+                                                "holding the judge API key (default OPENAI_API_KEY); never the "
+                                                "key itself."),
+    models: Optional[Path] = typer.Option(None, "--models", help="Folder holding reference model weights "
+                                          "(sets $S2VFORGE_MODELS)."),
     include_stand_ins: bool = typer.Option(False, "--include-stand-ins", help="Also count stand-in backends on the "
                                            "official scale (e.g. nexus_owlv2, gme_2b, smoothness_vlm) in the total; "
                                            "the results then list them and are not comparable with the leaderboard."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ):
-    """Score generated videos on OpenS2V-Eval: per-video raw values, normalised metrics and the total."""
+    """Score generated videos on OpenS2V-Eval: per-video raw values, normalised metrics and the total.
+
+    Reruns with the same --out resume, and retry what is missing (e.g. judgements the
+    endpoint did not give); the exit code is 1 while anything is missing."""
+    from ...backends.paths import set_models_dir
+    if models is not None:
+        if not Path(models).expanduser().is_dir():
+            err.print(f"[red]error:[/red] --models folder not found: {escape(str(models))}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        set_models_dir(models)          # before any metric module or model loads
     from .runner import EvalError, evaluate
     from .samples import SamplesError
     from .scoring import ScoringError
@@ -151,6 +171,12 @@ def eval_command(
     for k, v in judge.items():
         if v is not None:
             opts.setdefault("natural", {}).setdefault(k, v)
+    for flag, value in (("--judge-key-env", judge_key_env),
+                        ("-O natural.api_key_env", opts.get("natural", {}).get("api_key_env"))):
+        problem = _key_env_problem(value)
+        if problem:
+            err.print(f"[red]error:[/red] {flag} {escape(problem)}")
+            raise typer.Exit(EXIT_BAD_INPUT)
     if device:
         for m in _DEVICE_METRICS:
             opts.setdefault(m, {}).setdefault("device", device)
@@ -169,6 +195,19 @@ def eval_command(
         _print_summary(res)
         err.print(escape(f"results: {Path(out) / 'results.json'}; per-video values: {Path(out) / 'raw'}"))
     raise typer.Exit(EXIT_INCOMPLETE if res["issues"] else EXIT_OK)
+
+
+def _key_env_problem(value: Any) -> str | None:
+    """Why `value` cannot be the key's variable name (None: it can). Never includes the value."""
+    from ...backends.judge import KEY_ENV_HELP, is_env_name
+    if value is None:
+        return None
+    if not is_env_name(value):
+        return f"{KEY_ENV_HELP}; the value given is not a valid variable name (it is not shown)"
+    if not os.environ.get(value):
+        return (f"{KEY_ENV_HELP}; the value given names no variable set in this environment (it is not "
+                "shown): export the key in a variable, e.g. `export MY_JUDGE_KEY=...`, and pass that name")
+    return None
 
 
 def leaderboard_command(

@@ -9,7 +9,9 @@ the dlib stand-in ran):
 
 Metrics run one after another (one model in memory at a time) and each video's row is
 appended as soon as it is computed, so an interrupted run loses at most the video in
-flight; a rerun skips every id that already has a row. Metrics that cannot run here
+flight; a rerun skips every id that already has a final row, and retries the rows that
+failed (`error`) or that the metric marked for retry (`"retry": true`: a missing judgement,
+e.g. the judge endpoint was down). Metrics that cannot run here
 (no weights, no endpoint, missing package) are reported with the reason, and the total is
 the weighted sum of what exists, flagged partial, never silently re-weighted.
 """
@@ -262,29 +264,61 @@ def _finite(x: Any) -> float | None:
 
 # ----------------------------------------------------------------------------- one metric
 
-def _compute_row(metric, sample: Sample) -> dict:
+def _accepts_previous(metric) -> bool:
+    fn = getattr(metric, "compute_record", None)
+    if not callable(fn):
+        return False
+    try:
+        return "previous" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _compute_row(metric, sample: Sample, previous: dict | None = None) -> dict:
     t0 = time.perf_counter()
     video = Video(sample.video_path)
-    rec = metric.compute_record(video, sample) if hasattr(metric, "compute_record") else \
-        {"value": metric.compute(video, sample)}
+    if hasattr(metric, "compute_record"):
+        rec = metric.compute_record(video, sample, previous=previous) if previous is not None and \
+            _accepts_previous(metric) else metric.compute_record(video, sample)
+    else:
+        rec = {"value": metric.compute(video, sample)}
     value = _finite(rec.get("value"))
     row: dict = {"id": sample.id, "status": "ok" if value is not None else "missing", "value": value}
     if rec.get("details"):
         row["details"] = rec["details"]
     if rec.get("value") is not None and value is None:
         row["error"] = f"non-finite value {rec.get('value')!r}"
+    elif value is None and rec.get("missing"):
+        row["error"] = str(rec["missing"])          # why there is no value
+    if value is None and rec.get("retry"):
+        row["retry"] = True                         # a rerun asks again (e.g. the judge was unreachable)
     row["elapsed_s"] = round(time.perf_counter() - t0, 4)
     return row
 
 
-def _safe_row(metric, sample: Sample) -> dict:
+def _safe_row(metric, sample: Sample, previous: dict | None = None) -> dict:
     """Row for one video; BackendUnavailable propagates (the metric as a whole cannot run)."""
     try:
-        return _compute_row(metric, sample)
+        return _compute_row(metric, sample, previous)
     except BackendUnavailable:
         raise
     except Exception as e:  # noqa: BLE001 - bad input is data: record it and go on
         return {"id": sample.id, "status": "error", "value": None, "error": f"{type(e).__name__}: {e}"}
+
+
+def _wants_retry(metric, row: dict) -> bool:
+    """A stored row to compute again: marked for retry, or one the metric says is incomplete."""
+    if row.get("status") in ("error", "skipped"):
+        return False
+    if row.get("retry"):
+        return True
+    check = getattr(metric, "needs_retry", None)
+    if callable(check):
+        try:
+            return bool(check(row))
+        except Exception:  # noqa: BLE001 - a row the metric cannot read is kept as it is
+            return False
+    return False
 
 
 def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping[str, Any] | None = None,
@@ -321,6 +355,7 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
                               f"not resumed or mixed: use another --out, or delete raw/{key}.jsonl and "
                               f"raw/{key}.meta.json to recompute")
         return summary
+    retry: dict[str, dict] = {}     # rows to compute again, given to the metric as `previous`
     if retry_errors:
         dropped = [k for k, r in rows.items() if r.get("status") == "error"]
         for k in dropped:
@@ -328,8 +363,15 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
         dirty = dirty or bool(dropped)
     if dirty:
         store.rewrite(rows.values())
+    if retry_errors:
+        retry = {k: r for k, r in rows.items() if _wants_retry(metric, r)}
+        for k in retry:
+            # kept in the file until its new row is appended (a killed rerun loses nothing);
+            # the file is compacted to one row per id at the end
+            del rows[k]
     summary["rows"] = rows
     summary["n_resumed"] = len(rows)
+    summary["n_retried"] = sum(s.id in retry for s in with_video)
     pending = [s for s in with_video if s.id not in rows]
 
     def tick(sample_id: str, status: str) -> None:
@@ -352,9 +394,11 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
             summary.update(status="unavailable", reason=f"loading failed: {type(e).__name__}: {e}")
     try:
         if loaded:
-            _run_pending(metric, pending, rows, store, tick, summary)
+            _run_pending(metric, pending, rows, store, tick, summary, retry)
     finally:
         store.close()
+        if retry:
+            _compact(store)
         close = getattr(metric, "close", None)
         if loaded and callable(close):
             close()
@@ -365,7 +409,16 @@ def run_metric(name: str, samples: list[Sample], raw_dir: Path, options: Mapping
     return summary
 
 
-def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tick, summary: dict) -> None:
+def _compact(store: RawStore) -> None:
+    """Rewrite the rows file with one row per id (the newest), if a retried row was appended."""
+    rows, dirty = store.load()
+    if dirty:
+        store.rewrite(rows.values())
+
+
+def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tick, summary: dict,
+                 previous: Mapping[str, dict] | None = None) -> None:
+    previous = previous or {}
     todo = []
     for s in pending:
         if not metric.applies_to(s):
@@ -379,7 +432,7 @@ def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tic
     try:
         if workers == 1:
             for s in todo:
-                row = _safe_row(metric, s)
+                row = _safe_row(metric, s, previous.get(s.id))
                 store.append(row)
                 rows[s.id] = row
                 tick(s.id, row["status"])
@@ -388,7 +441,7 @@ def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tic
             it = iter(todo)
             running: dict[Future, Sample] = {}
             for s in it:
-                running[pool.submit(_safe_row, metric, s)] = s
+                running[pool.submit(_safe_row, metric, s, previous.get(s.id))] = s
                 if len(running) >= workers * 2:
                     break
             while running:
@@ -401,7 +454,7 @@ def _run_pending(metric, pending: list[Sample], rows: dict, store: RawStore, tic
                     tick(s.id, row["status"])
                     nxt = next(it, None)
                     if nxt is not None:
-                        running[pool.submit(_safe_row, metric, nxt)] = nxt
+                        running[pool.submit(_safe_row, metric, nxt, previous.get(nxt.id))] = nxt
     except BackendUnavailable as e:
         summary.update(status="unavailable", reason=str(e))
 
@@ -416,6 +469,7 @@ def summarise_metric(name: str, rows: Mapping[str, dict], n_with_video: int) -> 
         "n_videos": n_with_video,
         "n_ok": len(ok),
         "n_missing": sum(r.get("status") == "missing" for r in rows.values()),
+        "n_retry": sum(r.get("status") == "missing" and bool(r.get("retry")) for r in rows.values()),
         "n_skipped": sum(r.get("status") == "skipped" for r in rows.values()),
         "n_error": sum(r.get("status") == "error" for r in rows.values()),
         "n_pending": max(0, n_with_video - len(rows)),
@@ -539,18 +593,29 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
     per_metric: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
     notes: list[str] = []
+    missing_values: dict[str, dict[str, str]] = {}
     for name in names:
         run = run_metric(name, samples, out / "raw", options.get(name), retry_errors, progress, metric=built[name])
         # a stand-in on another scale is never normalised with the official range
         scale_name = name if run["comparable"] or run["same_scale"] else run["instance_name"]
-        summary = summarise_metric(scale_name, run.pop("rows"), n_with_video)
+        rows = run.pop("rows")
+        summary = summarise_metric(scale_name, rows, n_with_video)
         summary.update({k: run[k] for k in ("status", "reason", "n_resumed", "instance_name", "key", "comparable",
                                             "same_scale", "class", "settings", "fidelity_note")})
+        summary["n_retried"] = run.get("n_retried", 0)
+        gaps = {i: str(r.get("error") or "no value") + (" (retried on rerun)" if r.get("retry") else "")
+                for i, r in sorted(rows.items()) if r.get("status") == "missing"}
+        if gaps:
+            missing_values[run["key"]] = gaps
         if run["status"] != "ok":
             unavailable[name] = run["reason"]
         elif summary["normalised"] is None and scale_name == name and name not in EXTRA_METRICS:
             summary["status"] = "no_values"
             summary["reason"] = "no video produced a value for this metric"
+            if summary["n_retry"]:
+                first = next(v for v in gaps.values() if v.endswith("(retried on rerun)"))
+                summary["reason"] += (f" ({summary['n_retry']} missing, e.g. {first.removesuffix(' (retried on rerun)')}; "
+                                      "rerun the same command to retry them)")
             unavailable[name] = summary["reason"]
         per_metric[name] = summary
         _write_json(out / "metrics" / f"{run['key']}.json", {"metric": name, "domain": dom, "version": ver, **summary})
@@ -599,8 +664,11 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
     for name, s in per_metric.items():
         if s["n_error"]:
             issues.append(f"{name}: {s['n_error']} videos failed (see raw/{s['key']}.jsonl)")
-        if s["n_missing"]:
-            issues.append(f"{name}: {s['n_missing']} videos gave no value")
+        if s["n_retry"]:
+            issues.append(f"{name}: {s['n_retry']} videos have missing values (see missing_values and "
+                          f"raw/{s['key']}.jsonl); rerun the same command to retry exactly those")
+        if s["n_missing"] - s["n_retry"]:
+            issues.append(f"{name}: {s['n_missing'] - s['n_retry']} videos gave no value")
     not_selected = [k for k in tot["missing"] if resolve_metric_name(k) not in names]
     backends = {name: {"instance_name": s["instance_name"], "raw_file": f"raw/{s['key']}.jsonl", "class": s["class"],
                        "settings": s["settings"], "status": s["status"], "comparable": s["comparable"],
@@ -619,6 +687,7 @@ def evaluate(domain: str, videos_dir: str | os.PathLike, bench_root: str | os.Pa
         "missing_videos": missing_videos,
         "unmatched_files": info["unmatched_files"],
         "missing_references": missing_refs,
+        "missing_values": missing_values,
         "metrics": {k: for_total.get(k) for k in scoring.required_metrics(dom, ver)},
         "extra_metrics": {k: per_metric[k]["raw_mean"] for k in per_metric if k in EXTRA_METRICS},
         "backends": backends,

@@ -8,14 +8,32 @@ The rubric below is *our reconstruction*: same four criteria, the same extra att
 human anatomy and the same five anchored levels as the official `eval/get_naturalscore.py`,
 written in our own words. Scores from different wordings are not strictly comparable; to
 reproduce the leaderboard exactly, pass the official prompt text with `prompt_path=`.
+
+A video's value is the mean of its `runs` scores once every run has scored. A run that got
+no score (endpoint unreachable, timeout, HTTP error, unparsable answer) leaves the video
+*missing*, with the reason, and marked for retry: a rerun asks again only for those runs
+and keeps the scores it already has (`compute_record(..., previous=row)`). After
+`stop_after_failures` consecutive failed requests the judge is taken to be down and the
+remaining videos are recorded as missing without asking (a rerun asks for them).
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ....backends.errors import BackendUnavailable
-from ....backends.judge import JudgeClient, JudgeError, image_content, jpeg_data_url, parse_score
+from ....backends.judge import (
+    KEY_ENV_HELP,
+    JudgeClient,
+    JudgeError,
+    describe_key_env,
+    image_content,
+    is_env_name,
+    jpeg_data_url,
+    parse_score,
+    redact_url,
+)
 from .base import Sample, Video
 
 # gpt-4o-2024-11-20, 3 runs, 16 frames, long side 512: OpenS2V-Nexus get_naturalscore.py.
@@ -64,11 +82,14 @@ class NaturalScore:
                  n_frames: int = DEFAULT_FRAMES, long_side: int = DEFAULT_LONG_SIDE,
                  timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 2.0,
                  prompt_path: str | os.PathLike | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None, concurrency: int = 4,
+                 max_tokens: int | None = None, concurrency: int = 4, stop_after_failures: int = 3,
                  client: JudgeClient | None = None) -> None:
+        if api_key_env not in (None, "") and not is_env_name(api_key_env):
+            # never echo the value: it is probably the key itself
+            raise ValueError("api_key_env " + KEY_ENV_HELP)
         self.base_url = base_url or _env("S2VFORGE_JUDGE_BASE_URL", "OPENAI_BASE_URL")
         self.model = model or _env("S2VFORGE_JUDGE_MODEL") or DEFAULT_MODEL
-        self.api_key_env = api_key_env
+        self.api_key_env = api_key_env or None
         self.runs = int(runs)
         self.n_frames = int(n_frames)
         self.long_side = int(long_side)
@@ -79,8 +100,16 @@ class NaturalScore:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.concurrency = max(1, int(concurrency))   # videos judged in parallel by the runner
+        self.stop_after_failures = int(stop_after_failures)   # 0: never stop asking
         self.client = client
         self.prompt = NATURAL_RUBRIC
+        self._lock = threading.Lock()
+        self._failures = 0                 # consecutive requests that failed after all retries
+        self._down: str | None = None      # why the judge is taken to be down for the rest of this run
+
+    def __repr__(self) -> str:
+        return (f"NaturalScore(base_url={redact_url(self.base_url)!r}, model={self.model!r}, "
+                f"api_key_env={describe_key_env(self.api_key_env)!r})")
 
     def settings(self) -> dict:
         """What decides the values (the runner records it and never mixes rows of other settings).
@@ -120,7 +149,7 @@ class NaturalScore:
                     ["metric option base_url", "$S2VFORGE_JUDGE_BASE_URL", "$OPENAI_BASE_URL"],
                     "Give the endpoint, e.g. `--option natural.base_url=http://localhost:8000/v1 "
                     "--option natural.model=Qwen/Qwen2.5-VL-7B-Instruct`; the key is read from the "
-                    f"environment variable named by api_key_env (now {self.api_key_env!r}).")
+                    f"environment variable named by api_key_env (now {describe_key_env(self.api_key_env)}).")
             self.client = JudgeClient(self.base_url, self.model, self.api_key_env, timeout_s=self.timeout_s,
                                       max_retries=self.max_retries, backoff_s=self.backoff_s)
 
@@ -130,25 +159,80 @@ class NaturalScore:
     def frames_as_data_urls(self, video: Video) -> list[str]:
         return [jpeg_data_url(f, self.long_side) for f in video.strided(self.n_frames)]
 
-    def compute_record(self, video: Video, sample: Sample) -> dict:
-        """Ask `runs` times; keep every run's score (None when unparsable or failed)."""
+    def needs_retry(self, row: dict) -> bool:
+        """Whether a stored row lacks judgements a rerun should ask for again (also rows written
+        before missing judgements were marked for retry)."""
+        if row.get("retry"):
+            return True
+        runs = (row.get("details") or {}).get("runs")
+        return row.get("status") in ("ok", "missing") and isinstance(runs, list) and \
+            (len(runs) < self.runs or any(not isinstance(r, dict) or r.get("score") is None for r in runs))
+
+    def _scrub(self, text: str) -> str:
+        scrub = getattr(self.client, "scrub", None)
+        return scrub(text) if callable(scrub) else text
+
+    def _ask(self, content: list[dict]) -> str:
+        """One judge request, counting consecutive failures; JudgeError when it fails or the judge is down."""
+        with self._lock:
+            if self._down:
+                raise JudgeError(f"not asked: {self._down}", "skipped")
+        try:
+            answer = self.client.chat(content, temperature=self.temperature, max_tokens=self.max_tokens)
+        except JudgeError as e:
+            # only failures that say the endpoint is down count; a request it rejects (4xx) does not
+            if getattr(e, "kind", "http") in ("unreachable", "timeout", "http"):
+                with self._lock:
+                    self._failures += 1
+                    if self.stop_after_failures and self._failures >= self.stop_after_failures and not self._down:
+                        self._down = f"the judge failed {self._failures} requests in a row earlier in this run ({e})"
+            raise
+        with self._lock:
+            self._failures = 0
+        return answer
+
+    def compute_record(self, video: Video, sample: Sample, previous: dict | None = None) -> dict:
+        """Ask `runs` times; keep every run's score (None when unparsable or failed).
+
+        With `previous` (this video's stored row), runs that already scored are kept and only
+        the others are asked again. The value exists only when every run scored; otherwise the
+        record is missing, says why, and asks to be retried (`retry`)."""
         assert self.client is not None, "call load() first"
-        content = image_content(self.frames_as_data_urls(video), self.prompt)
+        old_runs = ((previous or {}).get("details") or {}).get("runs") or []
+        content: list[dict] | None = None
         runs: list[dict] = []
-        for _ in range(self.runs):
+        for i in range(self.runs):
+            old = old_runs[i] if i < len(old_runs) and isinstance(old_runs[i], dict) else None
+            if old is not None and old.get("score") is not None:
+                runs.append({"score": float(old["score"])})
+                continue
+            if content is None:
+                content = image_content(self.frames_as_data_urls(video), self.prompt)
             try:
-                answer = self.client.chat(content, temperature=self.temperature, max_tokens=self.max_tokens)
+                answer = self._ask(content)
             except JudgeError as e:
-                runs.append({"score": None, "error": str(e)})
+                runs.append({"score": None, "error": self._scrub(str(e))})
                 continue
             score = parse_score(answer)
             run: dict = {"score": score}
             if score is None:
-                run["unparsed_answer"] = answer[:300]
+                run["unparsed_answer"] = self._scrub(answer)[:300]
             runs.append(run)
         scores = [r["score"] for r in runs if r["score"] is not None]
-        value = sum(scores) / len(scores) if scores else None
-        return {"value": value, "details": {"runs": runs, "n_scored": len(scores), "model": self.model}}
+        complete = len(scores) == self.runs
+        rec: dict = {"value": sum(scores) / len(scores) if complete else None,
+                     "details": {"runs": runs, "n_scored": len(scores), "model": self.model}}
+        if not complete:
+            why = []
+            for r in runs:
+                if r["score"] is None:
+                    reason = r.get("error") or "unparsable answer"
+                    if reason not in why:
+                        why.append(reason)
+            rec["missing"] = (f"{self.runs - len(scores)} of {self.runs} judge runs gave no score: "
+                              + "; ".join(why))
+            rec["retry"] = True
+        return rec
 
     def compute(self, video: Video, sample: Sample) -> float | None:
         return self.compute_record(video, sample)["value"]
