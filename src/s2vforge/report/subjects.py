@@ -137,8 +137,10 @@ def subjects_section(dataset: Path) -> str:
     by_cat = Counter(r["category"] for r in kept)
     by_backend = Counter(r["backend"] for r in kept)
     verdicts = Counter(_verdict_key(v) for r in rows if not r["keep"] for v in r["checks"] or [])
-    caption = Counter(_verdict_key(v) for cid in clips for v in
-                      next((r["caption_verdicts"] or [] for r in rows if r["clip_id"] == cid), []))
+    first_of_clip: dict[str, list] = {}      # caption verdicts are per clip: the clip's first row holds them
+    for r in rows:
+        first_of_clip.setdefault(r["clip_id"], r["caption_verdicts"] or [])
+    caption = Counter(_verdict_key(v) for verdicts in first_of_clip.values() for v in verdicts)
     parts = [CSS, "<h1>Subjects</h1>",
              "<table class='kv'>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in [
                  ("clips processed", len(clips)), ("clips with a kept subject", len(clips_with)),
