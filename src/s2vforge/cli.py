@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .clikit import (EXIT_USAGE, UsageError, address_option, engine_option, err, json_option, quiet_option,
-                     recipe_option, run_stage_command, shard_option, workers_option)
+from .clikit import (EXIT_USAGE, UsageError, address_option, engine_option, err, json_option, models_option,
+                     quiet_option, recipe_option, run_stage_command, shard_option, workers_option)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="s2vforge: curate raw video into subject-consistent training data and benchmark S2V models.")
@@ -19,7 +19,7 @@ app.add_typer(recipes_app, name="recipes")
 
 def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers: int, as_json: bool,
                quiet: bool = False, *, engine: str = "local", address: Optional[str] = None,
-               shard_rows: int = 0) -> int:
+               shard_rows: int = 0, models: Optional[Path] = None) -> int:
     """`s2vforge curate`: returns the exit code."""
     from .inputs import expand_inputs
     from .stages.curate import CurateStage, assign_ids
@@ -32,7 +32,7 @@ def run_curate(inputs: list[str], out: Path, recipe_name: Optional[str], workers
         return stage, assign_ids(items)
 
     return run_stage_command("curate", out, build, recipe=recipe_name, workers=workers, engine=engine,
-                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet)
+                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models)
 
 
 @app.command()
@@ -45,18 +45,20 @@ def curate(
     engine: str = engine_option(),
     address: Optional[str] = address_option(),
     shard_rows: int = shard_option(),
+    models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ):
     """Split, crop, score and filter videos into clips. Exit code 1 when some inputs failed."""
     raise typer.Exit(run_curate(inputs, out, recipe, workers, as_json, quiet, engine=engine, address=address,
-                                shard_rows=shard_rows))
+                                shard_rows=shard_rows, models=models))
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Directory for the corpus and the dataset."),
     workers: int = workers_option(),
+    models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
 ):
     """Build a small real corpus from media that installed packages ship, and curate it."""
@@ -64,7 +66,7 @@ def demo(
     corpus = out / "corpus"
     err.print(f"building the demo corpus in {escape(str(corpus))} ...")
     build_demo_corpus(corpus)
-    code = run_curate([str(corpus)], out / "dataset", None, workers, as_json)
+    code = run_curate([str(corpus)], out / "dataset", None, workers, as_json, models=models)
     if not as_json:
         err.print(f"open {escape(str(out / 'dataset' / 'report.html'))} to see what was kept and why")
     # the demo corpus contains no broken inputs, so any error row is a real failure
@@ -78,7 +80,7 @@ def _dataset_with(dataset: Path, table: str, command: str) -> None:
 
 def run_subjects_command(dataset: Path, recipe: Optional[str], workers: int, *, engine: str = "local",
                          address: Optional[str] = None, shard_rows: int = 0, as_json: bool = False,
-                         quiet: bool = False) -> int:
+                         quiet: bool = False, models: Optional[Path] = None) -> int:
     from .stages.subjects.pipeline import SubjectsStage, subject_items
 
     def build(rec: dict):
@@ -86,7 +88,7 @@ def run_subjects_command(dataset: Path, recipe: Optional[str], workers: int, *, 
         return SubjectsStage(rec), subject_items(dataset)
 
     return run_stage_command("subjects", dataset, build, recipe=recipe, workers=workers, engine=engine,
-                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet)
+                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models)
 
 
 @app.command()
@@ -97,12 +99,13 @@ def subjects(
     engine: str = engine_option(),
     address: Optional[str] = address_option(),
     shard_rows: int = shard_option(),
+    models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ):
     """Find subjects (faces, people, objects) in kept clips: subjects.parquet + RGBA reference crops."""
     raise typer.Exit(run_subjects_command(dataset, recipe, workers, engine=engine, address=address,
-                                          shard_rows=shard_rows, as_json=as_json, quiet=quiet))
+                                          shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models))
 
 
 @app.command()
@@ -116,6 +119,7 @@ def pair(
     engine: str = engine_option(),
     address: Optional[str] = address_option(),
     shard_rows: int = shard_option(),
+    models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
     quiet: bool = quiet_option(),
 ):
@@ -131,7 +135,8 @@ def pair(
         return PairsStage(rec, bank), items
 
     raise typer.Exit(run_stage_command("pair", dataset, build, recipe=recipe, workers=workers, engine=engine,
-                                       address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet))
+                                       address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet,
+                                       models=models))
 
 
 @app.command()

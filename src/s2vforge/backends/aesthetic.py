@@ -126,9 +126,8 @@ class AestheticPredictor:
             import torch
             from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
         except ImportError as exc:
-            raise BackendUnavailable(
-                "aesthetic reference backend (torch + transformers)", [],
-                f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
+            raise BackendUnavailable.missing_extra(
+                "reference", "aesthetic reference backend (torch + transformers)", exc) from None
 
         dtype = resolve_torch_dtype(dtype, device, cuda_default="float16")
         config = json.loads((clip_root / "config.json").read_text())

@@ -319,8 +319,7 @@ class DlibFaces:
         try:
             import dlib
         except ImportError as exc:
-            raise BackendUnavailable("dlib face embeddings (facesim_dlib)", [],
-                                     f"pip install dlib-bin face-recognition-models==0.3.0 ({exc})") from exc
+            raise BackendUnavailable.missing_extra("faces", "dlib face embeddings (facesim_dlib)", exc) from None
         models = self.models_dir()
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
@@ -334,8 +333,7 @@ class DlibFaces:
         import importlib.util
         spec = importlib.util.find_spec("face_recognition_models")
         if spec is None or not spec.submodule_search_locations:
-            raise BackendUnavailable("dlib face models (face-recognition-models)", [],
-                                     "pip install face-recognition-models==0.3.0")
+            raise BackendUnavailable.missing_extra("faces", "dlib face models (face-recognition-models)")
         d = Path(list(spec.submodule_search_locations)[0]) / "models"
         if not (d / "dlib_face_recognition_resnet_model_v1.dat").is_file():
             raise ModelNotFound("dlib_face_recognition_resnet_model_v1.dat", [str(d)], "reinstall face-recognition-models==0.3.0")

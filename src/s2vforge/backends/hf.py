@@ -4,16 +4,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 
-from .errors import BackendUnavailable
+from .errors import EXTRAS, BackendUnavailable, missing_extra
 
 
 def require_torch_transformers(what: str) -> None:
-    """Raise BackendUnavailable naming `what` when the [reference] extra is not installed."""
+    """Raise BackendUnavailable (one line: `what` needs the reference extra and the pip command)
+    when the [reference] extra is not installed."""
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise BackendUnavailable(what, [], f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
+    except ImportError as exc:
+        raise missing_extra("reference", what, exc) from None
 
 
 def import_first(what: str, *candidates: str):
@@ -21,6 +22,7 @@ def import_first(what: str, *candidates: str):
     one) that imports, as `from module import Name` would. When none does: BackendUnavailable
     naming `what` with every candidate's import error, so no failure is lost."""
     errors = []
+    absent = None               # the reference extra itself is not installed (no torch / transformers)
     for cand in candidates:
         module, _, name = cand.partition(":")
         try:
@@ -28,7 +30,12 @@ def import_first(what: str, *candidates: str):
         except AttributeError:          # what `from module import name` reports as ImportError
             errors.append(f"{cand}: cannot import name {name!r} from {module!r}")
         except ImportError as exc:
+            if isinstance(exc, ModuleNotFoundError) and absent is None \
+                    and (exc.name or "").split(".")[0] in EXTRAS["reference"]:
+                absent = exc
             errors.append(f"{cand}: {type(exc).__name__}: {exc}")
+    if absent is not None:
+        raise missing_extra("reference", what, absent) from None
     raise BackendUnavailable(what, [], f"None of its transformers classes imports ({'; '.join(errors)}). "
                                        "Install the reference extra: pip install 's2vforge[reference]'.")
 

@@ -389,8 +389,7 @@ class FaceLocator:
             try:
                 faces = DlibFaces()
             except BackendUnavailable as exc:
-                raise BackendUnavailable("dlib face identity (dlib-face-128)", [],
-                                         f"Install the faces extra: pip install 's2vforge[faces]' ({exc})") from exc
+                raise BackendUnavailable.missing_extra("faces", "dlib face identity (dlib-face-128)", exc) from None
         self.faces = faces
 
     def locate(self, crop: np.ndarray, fallback: bool = True):

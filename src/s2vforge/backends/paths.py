@@ -9,10 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelNotFound
-
-
-MODELS_ENV = "S2VFORGE_MODELS"
+from .errors import MODELS_ENV, ModelNotFound
 
 
 def set_models_dir(path: str | os.PathLike | None) -> None:
@@ -53,6 +50,6 @@ def find_model_dir(local_name: str, hf_repo: str | None = None, explicit: str | 
             return d
     label = model_label or hf_repo or local_name
     how = (f"Put the weights in one of these directories (e.g. `huggingface-cli download {hf_repo}` on a "
-           f"machine with network, then copy the cache), or pass the directory explicitly."
-           if hf_repo else "Put the weights in one of these directories or pass the directory explicitly.")
-    raise ModelNotFound(label, [str(p) for p in tried], how)
+           f"machine with network, then copy the cache), or pass the directory explicitly in the recipe."
+           if hf_repo else "Put the weights in one of these directories or pass the directory explicitly in the recipe.")
+    raise ModelNotFound(label, [str(p) for p in tried], how, local_name=local_name)

@@ -121,9 +121,8 @@ class Sam2BoxSegmenter:
             import torch
             from transformers import Sam2Model
         except ImportError as exc:
-            raise BackendUnavailable(
-                "SAM 2 reference backend (torch + transformers>=4.56 with Sam2Model)", [],
-                f"Install the reference extra: pip install 's2vforge[reference]' ({exc}).") from exc
+            raise BackendUnavailable.missing_extra(
+                "reference", "SAM 2 reference backend (torch + transformers>=4.56 with Sam2Model)", exc) from None
         if dtype is None:
             dtype = torch.float32
         model = Sam2Model.from_pretrained(str(root)).to(device=device, dtype=dtype).eval()

@@ -67,10 +67,23 @@ def stage_resources(resources: dict, stage: str, workers: int, declared: Resourc
     return res
 
 
+def require_ray() -> None:
+    """EngineError, one line naming the extra and its pip command, when Ray Data cannot be imported
+    (checked before any work, so `--engine ray` without the ray extra is a usage error)."""
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        from ..backends.errors import missing_extra_message
+        raise EngineError(missing_extra_message("ray", "--engine ray", exc)) from None
+
+
 def make_spec(kind: str | None, address: str | None = None, workers: int = 1, recipe: dict | None = None) -> EngineSpec:
     kind = (kind or "local").lower()
     if kind not in ENGINES:
         raise EngineError(f"unknown engine {kind!r}: use one of {', '.join(ENGINES)}")
+    if kind == "ray":
+        require_ray()
     if address and kind != "ray":
         raise EngineError("--address only applies to --engine ray")
     if address and not (address == "auto" or address.startswith("ray://") or ":" in address):
