@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,7 +10,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .clikit import (EXIT_USAGE, UsageError, address_option, engine_option, err, json_option, models_option,
+from .clikit import (EXIT_USAGE, UsageError, fail, address_option, engine_option, err, json_option, models_option,
                      quiet_option, recipe_option, run_stage_command, shard_option, workers_option)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -68,9 +69,22 @@ def demo(
     build_demo_corpus(corpus)
     code = run_curate([str(corpus)], out / "dataset", None, workers, as_json, models=models)
     if not as_json:
-        err.print(f"open {escape(str(out / 'dataset' / 'report.html'))} to see what was kept and why")
+        err.print(f"open {escape(str(out / 'dataset' / 'report.html'))} to see what was kept and why; next, on "
+                  "the demo output:")
+        for words in next_commands(out / "dataset"):
+            err.print("  " + escape(shlex.join(words)), highlight=False)
     # the demo corpus contains no broken inputs, so any error row is a real failure
     raise typer.Exit(code)
+
+
+def next_commands(dataset: Path) -> list[list[str]]:
+    """What to run after curating `dataset` (the demo prints these; the README shows them)."""
+    d = str(dataset)
+    return [["s2vforge", "subjects", d], ["s2vforge", "pair", d],
+            ["s2vforge", "query", d, QUERY_EXAMPLE], ["s2vforge", "report", d]]
+
+
+QUERY_EXAMPLE = "select status, count(*) as n from videos group by 1 order by 1"
 
 
 def _dataset_with(dataset: Path, table: str, command: str) -> None:
@@ -141,19 +155,44 @@ def pair(
 
 @app.command()
 def report(dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory."),
+           page_size: Optional[int] = typer.Option(None, "--page-size", min=1,
+                                                   help="Clips per page of report_pages/ (the first page is in "
+                                                        "report.html); default 200."),
            as_json: bool = typer.Option(False, "--json", help="Print {\"report\": PATH} as JSON on stdout.")):
     """(Re)write DATASET/report.html from the tables."""
     from .report.html import write_report
     if not any((dataset / f"{t}.parquet").exists() for t in ("clips", "subjects", "pairs")):
-        err.print(f"[red]error:[/red] {escape(str(dataset))} holds no s2vforge tables: run `s2vforge curate ... --out "
-                  f"{escape(str(dataset))}` first")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(fail(f"{dataset} holds no s2vforge tables: run `s2vforge curate ... --out {dataset}` first",
+                              as_json))
     try:
-        path = write_report(dataset)
+        path = write_report(dataset, **({"page_size": page_size} if page_size else {}))
     except (OSError, ValueError) as e:
-        err.print(f"[red]error:[/red] cannot write the report of {escape(str(dataset))}: {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(fail(f"cannot write the report of {dataset}: {e}", as_json))
     typer.echo(json.dumps({"report": str(path)}) if as_json else str(path))
+
+
+@app.command()
+def query(dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory."),
+          sql: str = typer.Argument(..., help="SQL over the tables, each a view named after its file: videos, "
+                                             "clips, subjects, pairs..."),
+          limit: int = typer.Option(50, "--limit", "-n", min=0, help="Rows to print (0 = all)."),
+          as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON list of objects.")):
+    """Run SQL (DuckDB) over a dataset's tables: no duckdb executable needed."""
+    from .query import QueryError, jsonable, run_query
+    try:
+        cols, rows = run_query(dataset, sql, limit or None)
+    except QueryError as e:
+        raise typer.Exit(fail(str(e), as_json))
+    if as_json:
+        typer.echo(json.dumps([{c: jsonable(v) for c, v in zip(cols, r)} for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(*cols, show_lines=False)
+    for r in rows:
+        table.add_row(*(escape(json.dumps(jsonable(v), ensure_ascii=False) if not isinstance(v, str) else v)
+                        for v in r))
+    Console(soft_wrap=True).print(table)
 
 
 @recipes_app.command("list")
@@ -172,8 +211,7 @@ def recipes_show(name: str):
     try:
         typer.echo(yaml.safe_dump(load_recipe(name), sort_keys=False))
     except RecipeError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(fail(str(e)))
 
 
 def _register_bench() -> None:
