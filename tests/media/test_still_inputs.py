@@ -2,41 +2,20 @@
 audio file whose only picture is attached cover art get an error row saying so."""
 from __future__ import annotations
 
-import shutil
-
-import av
-import cv2
-import numpy as np
 import pytest
-import skimage.data
 
+from s2vforge.corpus.bad_inputs import write_audio_with_cover_art, write_png_as_mp4
 from s2vforge.media.probe import ProbeError, probe
 
 
 @pytest.fixture
 def png_as_mp4(tmp_path):
-    png = tmp_path / "photo.png"
-    cv2.imwrite(str(png), skimage.data.astronaut()[:, :, ::-1])
-    return shutil.copyfile(png, tmp_path / "photo.mp4")
+    return write_png_as_mp4(tmp_path / "photo.mp4")
 
 
 @pytest.fixture
 def audio_with_cover_art(tmp_path):
-    path = tmp_path / "song.m4a.mp4"
-    with av.open(str(path), "w") as out:
-        audio = out.add_stream("aac", rate=16000)
-        cover = out.add_stream("mjpeg", rate=1)
-        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
-        cover.disposition = av.stream.Disposition.attached_pic
-        pic = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
-        pic.pts = 0
-        for p in [*cover.encode(pic), *cover.encode()]:
-            out.mux(p)
-        sound = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
-        sound.sample_rate, sound.pts = 16000, 0
-        for p in [*audio.encode(sound), *audio.encode()]:
-            out.mux(p)
-    return path
+    return write_audio_with_cover_art(tmp_path / "song.m4a.mp4")
 
 
 def test_a_png_named_mp4_is_not_a_video(png_as_mp4):

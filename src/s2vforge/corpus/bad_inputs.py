@@ -40,6 +40,8 @@ EXPECTED: dict[str, Expected] = {
     "vfr": Expected("ok-vfr", "frames at irregular pts (gaps of 40-200 ms)"),
     "non_utf8_name": Expected("ok", "valid video whose file name is the bytes b'bad_\\xff\\xfe.mp4' (not UTF-8)"),
     "shell_chars_name": Expected("ok", "valid video whose name has spaces, quotes, ; and $(...) in it"),
+    "png_as_mp4": Expected("error", "a PNG photo renamed .mp4: one frame, no moving video"),
+    "cover_art_only": Expected("error", "AAC audio whose only picture is attached cover art"),
 }
 
 HUGE_SIZE = (7680, 4320)
@@ -91,6 +93,33 @@ def _write_faststart(path: Path) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def write_png_as_mp4(path: str | Path) -> Path:
+    """A still photo (PNG bytes) under a video name."""
+    import cv2
+    ok, png = cv2.imencode(".png", load_photo("astronaut")[:, :, ::-1])
+    Path(path).write_bytes(png.tobytes())
+    return Path(path)
+
+
+def write_audio_with_cover_art(path: str | Path) -> Path:
+    """One second of silence in AAC plus an attached-picture (cover art) MJPEG stream."""
+    import av
+    with av.open(str(path), "w", format="mp4") as out:
+        audio = out.add_stream("aac", rate=16000)
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        pic = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        pic.pts = 0
+        for p in [*cover.encode(pic), *cover.encode()]:
+            out.mux(p)
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
+        sound.sample_rate, sound.pts = 16000, 0
+        for p in [*audio.encode(sound), *audio.encode()]:
+            out.mux(p)
+    return Path(path)
 
 
 def write_bad_inputs(dir: str | Path) -> dict[str, Path]:
@@ -153,6 +182,8 @@ def write_bad_inputs(dir: str | Path) -> dict[str, Path]:
     p = out / SHELL_CHARS_NAME
     write_video(p, _small_clip(1.0, photo="motorcycle_left"), 25.0)
     paths["shell_chars_name"] = p
+    paths["png_as_mp4"] = write_png_as_mp4(out / "photo.mp4")
+    paths["cover_art_only"] = write_audio_with_cover_art(out / "song_with_cover.mp4")
     return paths
 
 
