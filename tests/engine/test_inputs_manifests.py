@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -76,3 +77,37 @@ def test_curate_gives_every_manifest_line_a_row_and_never_ingests_its_output(sma
     assert run_curate([str(m), str(m.parent)], out, str(fast_recipe), 1, False, True) == 1
     again = pq.read_table(out / "videos.parquet").to_pylist()
     assert len(again) == len(rows) and not any("/ds/" in r["path"] for r in again)
+
+
+def test_an_unreadable_subfolder_is_an_error_row(small_corpus, tmp_path):
+    """chmod 000 on a subfolder; root reads anything, so as root the walk runs in a forked child
+    that has dropped to the `nobody` user."""
+    import os
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="s2vforge-unreadable-"))     # pytest's tmp folders are root-only
+    top.chmod(0o755)
+    root = top / "in"
+    (root / "locked").mkdir(parents=True)
+    shutil.copyfile(_video(small_corpus), root / "bikes.mp4")
+    shutil.copyfile(_video(small_corpus), root / "locked" / "hidden.mp4")
+    root.chmod(0o755)
+    (root / "locked").chmod(0)
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:     # the child: drop privileges, walk, report, exit without running pytest's teardown
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(wr, json.dumps(expand_inputs([str(root)])).encode())
+        finally:
+            os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    (root / "locked").chmod(0o755)
+    shutil.rmtree(top)
+    items = json.loads(data)
+    assert [it["path"] for it in items] == [str(root / "bikes.mp4"), str(root / "locked")]
+    assert items[1]["error"] == "cannot read folder: Permission denied"
