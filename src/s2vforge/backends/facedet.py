@@ -14,6 +14,16 @@ Backends:
   the same places as the FaceSim models; missing weights raise ModelNotFound.
 
 Every backend returns `Detection`s in frame pixels with the backend's own confidence.
+
+`HumanFaceCheck` is a second opinion on a face box: BlazeFace also fires on cat and cartoon
+animal faces (and on a single cat eye filling the frame), so a box counts as a human face only
+when one of two detectors trained on human faces finds a face on it again: dlib's HOG frontal
+detector, then (only when HOG does not) dlib's MMOD CNN human face detector
+(mmod_human_face_detector.dat of face-recognition-models). Both run on a square crop around
+the box, rescaled so the face has the size each detector works best at, so the cost is fixed
+per face (~10 ms HOG, ~160 ms CNN on the 2-core development machine) whatever the frame size.
+Its settings are the recipe's `subjects.detect.human_face` (values and how they were measured:
+recipes/openhumanvid.yaml, docs/quality.md "Animal faces").
 """
 from __future__ import annotations
 
@@ -152,7 +162,7 @@ class DlibHogFaces:
         try:
             import dlib
         except ImportError as exc:
-            raise BackendUnavailable("dlib HOG face detector", ["dlib"], f"pip install dlib-bin ({exc})") from exc
+            raise BackendUnavailable.missing_extra("faces", "dlib HOG face detector", exc) from None
         self._detector = dlib.get_frontal_face_detector()
         self.upsample, self.min_score = upsample, min_score
 
@@ -189,6 +199,99 @@ class ScrfdFaces:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         return [Detection(clip_box(f.bbox, w, h), float(f.score), "face", self.name) for f in self._det.detect(rgb)]
+
+
+@dataclass(frozen=True)
+class HumanFaceVerdict:
+    ok: bool
+    hog: float | None      # best dlib HOG score of a box matching the face, None when nothing matched
+    cnn: float | None      # best MMOD CNN confidence of a matching box, None when nothing matched or not run
+    ran_cnn: bool = False
+
+    def detail(self) -> str:
+        """`hog=<score|none>,cnn=<score|none|skipped>` for the verdict text."""
+        def f(v):
+            return "none" if v is None else f"{v:.2f}"
+        return f"hog={f(self.hog)},cnn={f(self.cnn) if self.ran_cnn else 'skipped'}"
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def face_window(rgb: np.ndarray, box, context: float, face_px: int) -> tuple[np.ndarray, tuple]:
+    """A square crop centred on `box`, `context` x the box's long side added on every side, scaled
+    so the box's long side is `face_px` (edges replicated outside the frame); returns the crop
+    and the box in crop pixels."""
+    import cv2
+    x0, y0, x1, y1 = (float(v) for v in box)
+    long_side = max(x1 - x0, y1 - y0, 1.0)
+    half = long_side * (0.5 + float(context))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    sc = float(face_px) / long_side
+    side = max(2, int(round(2 * half * sc)))
+    m = np.array([[sc, 0.0, -(cx - half) * sc], [0.0, sc, -(cy - half) * sc]])
+    crop = cv2.warpAffine(np.ascontiguousarray(rgb, dtype=np.uint8), m, (side, side),
+                          flags=cv2.INTER_AREA if sc < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, (x0 * sc + m[0, 2], y0 * sc + m[1, 2], x1 * sc + m[0, 2], y1 * sc + m[1, 2])
+
+
+class HumanFaceCheck:
+    """Is a face box a human face? dlib HOG, else dlib's MMOD CNN, must find it again (module doc).
+
+    hog_min_score / cnn_min_score: the scores that confirm; context: crop margin per side, share
+    of the box's long side; hog_face_px / cnn_face_px: the face's long side in the crop each
+    detector sees; match_iou: IoU a re-detection needs with the box (BlazeFace boxes are taller
+    than dlib's). cnn_min_score None runs HOG only."""
+
+    name = "dlib-hog+mmod"
+
+    def __init__(self, hog_min_score: float, cnn_min_score: float | None, context: float, hog_face_px: int,
+                 cnn_face_px: int, match_iou: float) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise BackendUnavailable.missing_extra("faces", "human face check (dlib)", exc) from None
+        self._hog = dlib.get_frontal_face_detector()
+        self._cnn = None
+        if cnn_min_score is not None:
+            from .face import DlibFaces
+            path = DlibFaces.models_dir() / "mmod_human_face_detector.dat"
+            if not path.is_file():
+                raise ModelNotFound("mmod_human_face_detector.dat", [str(path.parent)],
+                                    "reinstall face-recognition-models==0.3.0")
+            self._cnn = dlib.cnn_face_detection_model_v1(str(path))
+        self.hog_min_score = float(hog_min_score)
+        self.cnn_min_score = None if cnn_min_score is None else float(cnn_min_score)
+        self.context, self.match_iou = float(context), float(match_iou)
+        self.hog_face_px, self.cnn_face_px = int(hog_face_px), int(cnn_face_px)
+
+    def hog_score(self, rgb: np.ndarray, box) -> float | None:
+        crop, b = face_window(rgb, box, self.context, self.hog_face_px)
+        # adjust_threshold -1: weak detections too, so the verdict can say how close it was
+        rects, scores, _ = self._hog.run(crop, 0, -1.0)
+        hits = [float(s) for r, s in zip(rects, scores)
+                if _box_iou((r.left(), r.top(), r.right(), r.bottom()), b) >= self.match_iou]
+        return max(hits) if hits else None
+
+    def cnn_score(self, rgb: np.ndarray, box) -> float | None:
+        crop, b = face_window(rgb, box, self.context, self.cnn_face_px)
+        hits = [float(d.confidence) for d in self._cnn(crop, 0)
+                if _box_iou((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), b) >= self.match_iou]
+        return max(hits) if hits else None
+
+    def check(self, rgb: np.ndarray, box) -> HumanFaceVerdict:
+        hog = self.hog_score(rgb, box)
+        if hog is not None and hog >= self.hog_min_score:
+            return HumanFaceVerdict(True, hog, None)
+        if self._cnn is None:
+            return HumanFaceVerdict(False, hog, None)
+        cnn = self.cnn_score(rgb, box)
+        return HumanFaceVerdict(cnn is not None and cnn >= self.cnn_min_score, hog, cnn, ran_cnn=True)
 
 
 FACE_BACKENDS = ("mediapipe", "dlib", "scrfd")

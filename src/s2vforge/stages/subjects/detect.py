@@ -13,6 +13,12 @@ What is looked for, and by what:
 Every setting comes from the recipe's `subjects.detect` section (its values and their sources
 are in recipes/openhumanvid.yaml); this module has no defaults of its own.
 
+Faces get a second opinion (`subjects.detect.human_face`, backends/facedet.HumanFaceCheck):
+BlazeFace also boxes cat and cartoon-animal faces, so `DetectorSet.confirm_faces` re-detects
+every face box the box rules kept with dlib's human-face detectors and rejects those neither
+finds as `human_face_unconfirmed:hog=<score>,cnn=<score>` (run after the box rules: the check
+costs 10-170 ms a face, and boxes already rejected need none).
+
 A detector that cannot load (missing package or weights) is recorded in `unavailable` with
 the reason and skipped; the other detectors still run.
 """
@@ -31,7 +37,10 @@ from .phrases import Phrase
 SALIENT_PHRASE = "salient object"
 # the recipe keys this module reads (subjects.detect; values and sources in recipes/openhumanvid.yaml)
 DETECT_KEYS = ("face", "face_model_dir", "person", "objects", "saliency_method", "salient_covered_iou",
-               "objects_require_phrase", "grounding", "grounding_model_dir", "grounding_box_threshold", "device")
+               "objects_require_phrase", "grounding", "grounding_model_dir", "grounding_box_threshold", "device",
+               "human_face")
+HUMAN_FACE_KEYS = ("enabled", "hog_min_score", "cnn_min_score", "context", "hog_face_px", "cnn_face_px", "match_iou")
+HUMAN_FACE_CHECK = "human_face_unconfirmed"
 
 
 @dataclass
@@ -40,6 +49,7 @@ class DetectorSet:
     person: object | None = None
     objects: object | None = None
     grounding: object | None = None
+    human_face: object | None = None                 # backends.facedet.HumanFaceCheck
     cfg: dict = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
 
@@ -47,7 +57,23 @@ class DetectorSet:
         def nm(d):
             return None if d is None else getattr(d, "name", None) or getattr(d, "backend", type(d).__name__)
         return {"face": nm(self.face), "person": nm(self.person), "objects": nm(self.objects),
-                "grounding": nm(self.grounding)}
+                "grounding": nm(self.grounding), "human_face": nm(self.human_face)}
+
+    def confirm_faces(self, frame: np.ndarray, cands: list[dict]) -> list[dict]:
+        """Reject the kept face candidates the human-face check does not confirm (module doc)."""
+        if self.human_face is None:
+            return cands
+        for c in cands:
+            if c["category"] == "face" and c.get("keep", True):
+                v = self.human_face.check(frame, c["box"])
+                if not v.ok:
+                    c["checks"] = list(c.get("checks") or []) + [f"{HUMAN_FACE_CHECK}:{v.detail()}"]
+                    c["keep"] = False
+        return cands
+
+    def is_human_face(self, frame: np.ndarray, box) -> bool:
+        """The human-face check on one box (True when the check is off or unavailable)."""
+        return self.human_face is None or self.human_face.check(frame, box).ok
 
     def candidates(self, frame: np.ndarray, phrases: list[Phrase]) -> list[dict]:
         """Candidate dicts {box, score, category, phrase, single_instance, backend, checks} for one frame."""
@@ -87,6 +113,7 @@ def load_detectors(cfg: dict) -> DetectorSet:
     """The recipe's detectors (the `subjects.detect` section, every key of DETECT_KEYS set);
     unavailable ones are recorded, not raised. A missing key raises MissingRecipeKey."""
     take(cfg, DETECT_KEYS, "subjects.detect")           # every setting is there before anything loads
+    hf = take(cfg["human_face"], HUMAN_FACE_KEYS, "subjects.detect.human_face")
     cfg = dict(cfg)
     ds = DetectorSet(cfg=cfg)
     if cfg["face"] not in (None, "none"):
@@ -96,6 +123,12 @@ def load_detectors(cfg: dict) -> DetectorSet:
                 else load_face_detector(cfg["face"])
         except BackendUnavailable as e:
             ds.unavailable[f"face:{cfg['face']}"] = str(e)
+        if hf["enabled"]:
+            from ...backends.facedet import HumanFaceCheck
+            try:
+                ds.human_face = HumanFaceCheck(**{k: hf[k] for k in HUMAN_FACE_KEYS if k != "enabled"})
+            except BackendUnavailable as e:       # ModelNotFound included
+                ds.unavailable["human_face"] = str(e)
     if cfg["person"] not in (None, "none"):
         from ...backends.persondet import load_person_detector
         try:

@@ -7,7 +7,8 @@ For every kept clip of clips.parquet:
    clip's start_s and end_s, crop and rotation applied) keeping the frames at the recipe's
    fractions of the clip (Phantom-Data: 0.05, 0.5, 0.95) at full size, and frames at
    `face_track.fps` scaled down for the face track;
-3. per frame: detectors (detect.py) -> Phantom-Data box rules (boxrules.py) -> for each kept box
+3. per frame: detectors (detect.py) -> Phantom-Data box rules (boxrules.py) -> the human-face
+   check of the kept face boxes (detect.DetectorSet.confirm_faces: no cat faces) -> for each kept box
    a mask (masks.segment), the RGBA crop with the background removed (alpha = mask), its
    quality (quality.crop_quality);
 4. the clip's longest single-identity face segment (facetrack.longest_face_segment).
@@ -205,14 +206,21 @@ def _phrase_client(pcfg: dict):
 
 
 class _FaceAdapter:
-    """Detections as backends.face.Face, for facetrack."""
+    """Detections as backends.face.Face, for facetrack; faces the human-face check rejects
+    (DetectorSet.is_human_face: animal faces) are left out, so a cat is no face segment."""
 
-    def __init__(self, det) -> None:
-        self.det = det
+    def __init__(self, det, detectors, min_face_px: int) -> None:
+        self.det, self.detectors, self.min_face_px = det, detectors, min_face_px
 
     def detect(self, rgb):
         from ...backends.face import Face
-        return [Face(bbox=np.asarray(d.box, np.float32), score=d.score, kps=None) for d in self.det.detect(rgb)]
+        out = []
+        for d in self.det.detect(rgb):
+            small = min(d.box[2] - d.box[0], d.box[3] - d.box[1]) < self.min_face_px   # facetrack drops it anyway
+            if self.detectors is not None and not small and not self.detectors.is_human_face(rgb, d.box):
+                continue
+            out.append(Face(bbox=np.asarray(d.box, np.float32), score=d.score, kps=None))
+        return out
 
 
 def _face_segment(state: dict, frames: SampledFrames, cfg: dict) -> dict | None:
@@ -225,7 +233,8 @@ def _face_segment(state: dict, frames: SampledFrames, cfg: dict) -> dict | None:
         if state.get("embedder") is None:
             from ...backends.face import DlibFaces
             state["embedder"] = DlibFaces()
-        det = _FaceAdapter(ds.face) if ds.face is not None else state["embedder"]
+        det = _FaceAdapter(ds.face, ds, int(cfg["face_track"]["min_face_px"])) if ds.face is not None \
+            else state["embedder"]
         return longest_face_segment(frames.track_frames, frames.track_times, detector=det, embedder=state["embedder"],
                                     cfg=cfg["face_track"])
     except BackendUnavailable as e:
@@ -282,6 +291,7 @@ def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path,
         td = time.perf_counter()
         cands = state["detectors"].candidates(rgb, pres.phrases)
         cands = apply_box_rules(cands, w, h, rules)
+        cands = state["detectors"].confirm_faces(rgb, cands)     # animal faces out (detect.py)
         timings["detect"] += time.perf_counter() - td
         for c in cands:
             box = _int_box(c["box"], w, h)
