@@ -110,6 +110,11 @@ CLIP_BASE_FIELDS = [
     ("rejects", pa.list_(REASON_TYPE)),          # typed reasons (reasons.Reason): code, column, bound, text
     ("caption", pa.string()),
     ("group_id", pa.string()),
+    # timestamps and pixels (docs/curation.md "Timestamps and pixel aspect")
+    ("pts_discontinuity", pa.bool_()),   # the clip starts right after a pts reset/jump in the source (cut there)
+    ("sample_aspect", pa.string()),      # SAR of the source's coded pixels, "num:den" ("1:1" = square)
+    ("pixels_resampled", pa.bool_()),    # the clip file was resampled to square pixels (SAR 1:1); false: it
+                                         # keeps the coded pixels and carries sample_aspect; null: no file
 ]
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import av
 
-from .decode import av_open
+from .decode import av_open, display_size, effective_sar, sample_aspect
 
 
 class ProbeError(Exception):
@@ -16,7 +17,7 @@ class ProbeError(Exception):
 @dataclass
 class ProbeInfo:
     codec: str
-    width: int           # display size (rotation applied)
+    width: int           # display size: sample aspect ratio and rotation applied (square pixels)
     height: int
     coded_width: int
     coded_height: int
@@ -26,6 +27,7 @@ class ProbeInfo:
     n_frames_header: int
     has_audio: bool
     size_bytes: int
+    sample_aspect: Fraction = field(default_factory=lambda: Fraction(1))   # SAR of the coded pixels (1: square)
 
 
 def probe(path: str | bytes, max_pixels: int = 4096 * 2160) -> ProbeInfo:
@@ -83,10 +85,11 @@ def probe(path: str | bytes, max_pixels: int = 4096 * 2160) -> ProbeInfo:
                              f"{(container.format.name or '?').split(',')[0]}), whatever its file name says") from None
         except av.FFmpegError:
             pass    # a later decode error is the truncation check's to report
-        dw, dh = (h, w) if rotation in (90, 270) else (w, h)
+        sar = effective_sar(w, h, sample_aspect(stream))
+        dw, dh = display_size(w, h, sar, rotation)
         return ProbeInfo(codec=cc.name, width=dw, height=dh, coded_width=w, coded_height=h, rotation=rotation,
                          fps=fps, duration_s=float(duration), n_frames_header=int(stream.frames or 0),
-                         has_audio=bool(container.streams.audio), size_bytes=size)
+                         has_audio=bool(container.streams.audio), size_bytes=size, sample_aspect=sar)
 
 
 def _is_attached_picture(stream) -> bool:

@@ -426,13 +426,33 @@ def plan_windows(cut_frames: Sequence[int], n_frames: int, fps_or_times, min_s: 
             windows.append((s, e))
             continue
         k = max(2, math.ceil(dur / max_s - eps))
-        while True:
+        parts = None
+        # equal windows need k well below the frame count; past that, frame steps are uneven
+        # enough (VFR) that no equal split fits and the greedy one below is used
+        while k <= max(2, (e - s) // 2):
             targets = clock[s] + dur * np.arange(1, k) / k
             inner = [int(np.argmin(np.abs(clock[s:e + 1] - t))) + s for t in targets]
             edges = [s, *inner, e]
-            parts = list(zip(edges[:-1], edges[1:]))
-            if all(b > a and clock[b] - clock[a] <= max_s + eps for a, b in parts) or k >= e - s:
+            cand = list(zip(edges[:-1], edges[1:]))
+            if all(b > a and clock[b] - clock[a] <= max_s + eps for a, b in cand):
+                parts = cand
                 break
             k += 1
-        windows.extend(parts)
+        if parts is None:
+            parts = _greedy_split(clock, s, e, max_s + eps)
+        for a, b in parts:
+            # a piece left shorter than min_s (only after a frame lasting longer than the rest of
+            # a window) is recorded as too short rather than passed off as a window
+            (windows if clock[b] - clock[a] >= min_s - eps else too_short).append((a, b))
     return WindowPlan(windows, too_short)
+
+
+def _greedy_split(clock: np.ndarray, s: int, e: int, max_s: float) -> list[tuple[int, int]]:
+    """Frames s..e into consecutive pieces, each as long as fits in max_s (one frame at least)."""
+    parts, a = [], s
+    while a < e:
+        b = int(np.searchsorted(clock, clock[a] + max_s, side="right")) - 1
+        b = min(e, max(a + 1, b))
+        parts.append((a, b))
+        a = b
+    return parts

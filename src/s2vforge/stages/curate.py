@@ -17,9 +17,10 @@ import av
 import cv2
 import numpy as np
 
+from ..engine.faults import raise_if_disk_full
 from ..engine.stage import Context, Output, Resources, Stage, StageRun
 from ..media.clipwriter import ClipSpec, write_clips
-from ..media.decode import fit_size, frame_to_rgb, open_video
+from ..media.decode import FrameClock, fit_size, frame_to_rgb, open_video, sar_text
 from ..media.frames import ClipFrames
 from ..media.probe import ProbeError, ProbeInfo, probe
 from ..media.scenes import StreamingSceneDetector, plan_windows
@@ -89,6 +90,22 @@ class CurateStage(Stage):
                 "seconds": round(time.perf_counter() - t0, 4), "n_clips": len(clips),
                 "n_kept": sum(1 for c in clips if c["keep"])}
         return Output(rows={"videos": [video], "clips": clips}, files=dict(res.files) if res else {}, meta=meta)
+
+    def check_file(self, path: Path) -> str | None:
+        """A clip must still open and decode (a rerun redoes the video of one that does not)."""
+        if path.suffix != ".mp4":
+            return None
+        try:
+            container, stream = open_video(str(path))
+            with container:
+                if stream.frames <= 0:
+                    return "holds no video frames"
+                next(container.decode(stream))
+        except StopIteration:
+            return "no frame decodes"
+        except (av.FFmpegError, OSError) as e:
+            return f"does not decode ({type(e).__name__}: {e})"
+        return None
 
     def run_info(self) -> dict:
         return {"recipe": self.recipe}
@@ -173,24 +190,30 @@ def curate_video(item: dict, recipe: dict, scratch: Path) -> VideoResult:
     except _DecodeFailure as e:
         video.update(status="error", error=str(e))
         return VideoResult(video, [], timings=timings)
-    clips, unavailable, failures, files = analysis
+    clips, unavailable, failures, files, clock = analysis
     video["n_clips"] = sum(1 for c in clips if c["duration_s"] >= recipe["split"]["min_s"] - 1e-6)
     t1 = time.perf_counter()
     kept = [c for c in clips if c["keep"]]
     if kept and recipe["write"]["clips"]:
+        # frames by decode index: the clip holds exactly the frames analysed for its row
         specs = [ClipSpec(c["clip_id"], c["start_s"], c["end_s"], tuple(c["crop"]),
-                          Path(scratch) / f"{c['clip_id']}.mp4") for c in kept]
+                          Path(scratch) / f"{c['clip_id']}.mp4", c["start_frame"], c["end_frame"]) for c in kept]
         wcfg = recipe["write"]
+        square = _square_pixels(wcfg)
         try:
-            written = write_clips(item["path"], specs, info.rotation, info.fps, crf=int(wcfg["crf"]),
+            written = write_clips(item["path"], specs, info.rotation, video["fps"], crf=int(wcfg["crf"]),
                                   preset=wcfg["preset"], threads=int(recipe["analysis"]["decode_threads"]),
-                                  max_long_side=wcfg["max_long_side"], x264_asm=wcfg["x264_asm"])
+                                  max_long_side=wcfg["max_long_side"], x264_asm=wcfg["x264_asm"],
+                                  frame_pts=clock.pts if clock.seekable else None,
+                                  sample_aspect=info.sample_aspect, square_pixels=square)
         except (av.FFmpegError, OSError) as e:
+            raise_if_disk_full(e, scratch)     # not this video's fault: stops the run (engine/faults.py)
             written = {}
             video["error"] = f"writing clips failed: {e}"
         for c, spec in zip(kept, specs):
             if written.get(c["clip_id"], 0) > 0:
                 c["path"] = f"clips/{c['clip_id']}.mp4"
+                c["pixels_resampled"] = bool(square and info.sample_aspect != 1)
                 files[c["path"]] = spec.out_path
             else:
                 c["keep"], c["path"] = False, None
@@ -202,6 +225,17 @@ def curate_video(item: dict, recipe: dict, scratch: Path) -> VideoResult:
 
 class _DecodeFailure(Exception):
     pass
+
+
+SAMPLE_ASPECT_MODES = ("square", "keep")
+
+
+def _square_pixels(wcfg: dict) -> bool:
+    """write.sample_aspect: square = resample non-square pixels to square, keep = carry the SAR."""
+    mode = wcfg["sample_aspect"]
+    if mode not in SAMPLE_ASPECT_MODES:
+        raise ValueError(f"write.sample_aspect must be one of {SAMPLE_ASPECT_MODES}, got {mode!r}")
+    return mode == "square"
 
 
 @dataclass
@@ -217,67 +251,93 @@ class _Sample:
 def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     split, ana = recipe["split"], recipe["analysis"]
     max_s = float(split["max_s"])
-    detector = StreamingSceneDetector(info.fps, threshold=split["threshold"],
+
+    def _new_detector() -> StreamingSceneDetector:
+        return StreamingSceneDetector(info.fps, threshold=split["threshold"],
                                       min_scene_len_frames=int(split["min_scene_len_frames"]),
                                       detector=split["detector"],
-                                      source_size=(info.width, info.height))
+                                      source_size=(info.width, info.height))   # display geometry
+
+    detector = _new_detector()
     asize = fit_size(info.width, info.height, int(ana["long_side"]))
     period = 1.0 / float(ana["fps"])
     ctx = _ClipContext(recipe, info, video)
-    times: list[float] = []
     samples: list[_Sample] = []
     scene_start = 0
     next_sample_t = -1.0
     t_decode = time.perf_counter()
     container, stream = open_video(path, int(ana["decode_threads"]))
+    # frame identity is the decode index; time is the FrameClock's (pts where they are
+    # continuous), so a splice, a reset, a negative start or a gap cannot scramble the plan
+    clock = FrameClock(info.fps)
+    times = clock.times
+    rot = info.rotation
     idx = -1
+    n_discarded = 0     # packets the container marks as not shown (before an MP4 edit list's start)
+
+    def close_at(cut: int, final: bool = True) -> None:
+        nonlocal samples, scene_start
+        ctx.close_scene(scene_start, cut, times, samples, final=final)
+        samples = [s for s in samples if s.index >= cut]
+        scene_start = cut
+
     try:
         with container:
-            for idx, frame in enumerate(container.decode(stream)):
-                t = float(frame.time) if frame.time is not None else idx / info.fps
-                times.append(t)
-                rot = info.rotation
-                if samples and samples[-1].next_index == -1 and samples[-1].index == idx - 1:
-                    samples[-1].next_rgb = frame_to_rgb(frame, asize, rot)
-                    samples[-1].next_index, samples[-1].next_dt = idx, t - samples[-1].time
-                if t >= next_sample_t - 1e-6:
-                    samples.append(_Sample(idx, t, frame_to_rgb(frame, asize, rot)))
-                    next_sample_t = (math.floor(t / period + 1e-6) + 1) * period
-                cuts = detector.push(frame_to_rgb(frame, detector.detect_size, rot), idx)
-                for cut in cuts:
-                    if cut > scene_start:
-                        ctx.close_scene(scene_start, cut, times, samples, final=True)
-                        samples = [s for s in samples if s.index >= cut]
-                        scene_start = cut
-                # bound memory: close the first max_s window of a scene longer than 2 x max_s
-                if t - times[scene_start] >= 2 * max_s:
-                    end = int(np.searchsorted(np.asarray(times[scene_start:]), times[scene_start] + max_s)) + scene_start
-                    ctx.close_scene(scene_start, end, times, samples, final=False)
-                    samples = [s for s in samples if s.index >= end]
-                    scene_start = end
+            for packet in container.demux(stream):
+                n_discarded += bool(packet.is_discard)
+                for frame in packet.decode():
+                    idx += 1
+                    n_breaks = len(clock.breaks)
+                    t = clock.push(frame)
+                    if len(clock.breaks) > n_breaks:
+                        # a timestamp discontinuity is a cut: the frames before and after it are
+                        # not one continuous shot; the detector starts afresh on the new segment
+                        for cut in detector.finish():
+                            if scene_start < cut < idx:
+                                close_at(cut)
+                        if idx > scene_start:
+                            close_at(idx)
+                        ctx.breaks.add(idx)
+                        detector = _new_detector()
+                    if samples and samples[-1].next_index == -1 and samples[-1].index == idx - 1:
+                        samples[-1].next_rgb = frame_to_rgb(frame, asize, rot)
+                        samples[-1].next_index, samples[-1].next_dt = idx, t - samples[-1].time
+                    if t >= next_sample_t - 1e-6:
+                        samples.append(_Sample(idx, t, frame_to_rgb(frame, asize, rot)))
+                        next_sample_t = (math.floor(t / period + 1e-6) + 1) * period
+                    cuts = detector.push(frame_to_rgb(frame, detector.detect_size, rot), idx)
+                    for cut in cuts:
+                        if cut > scene_start:
+                            close_at(cut)
+                    # bound memory: close the first max_s window of a scene longer than 2 x max_s
+                    if t - times[scene_start] >= 2 * max_s:
+                        end = int(np.searchsorted(np.asarray(times[scene_start:]), times[scene_start] + max_s)) + scene_start
+                        close_at(end, final=False)
     except av.FFmpegError as e:
         raise _DecodeFailure(f"decoding failed at frame {idx + 1} (t={times[-1] if times else 0:.2f}s): "
                              f"{getattr(e, 'strerror', None) or e}; the file is truncated or corrupt") from None
     n = len(times)
     if n == 0:
         raise _DecodeFailure("no decodable video frames")
-    if info.n_frames_header and n < TRUNCATION_RATIO * info.n_frames_header:
-        raise _DecodeFailure(f"truncated: the container declares {info.n_frames_header} frames but only {n} "
+    shown = info.n_frames_header - n_discarded
+    if info.n_frames_header and n < TRUNCATION_RATIO * shown:
+        raise _DecodeFailure(f"truncated: the container declares {shown} frames but only {n} "
                              f"decode ({times[-1]:.2f}s of {info.duration_s:.2f}s)")
     for cut in detector.finish():
         if cut > scene_start:
-            ctx.close_scene(scene_start, cut, times, samples, final=True)
-            samples = [s for s in samples if s.index >= cut]
-            scene_start = cut
-    ctx.end_time = _end_time(times, info.fps)
+            close_at(cut)
+    ctx.end_time = clock.end_time()
     ctx.close_scene(scene_start, n, times, samples, final=True)
     deltas = np.diff(np.asarray(times)) if n > 1 else np.zeros(1)
     video.update(n_frames=n, duration_s=ctx.end_time - times[0], vfr=bool(n > 2 and np.ptp(deltas) > 0.25 * np.median(deltas)),
                  n_scenes=ctx.n_scenes)
+    if clock.breaks:
+        # a gap or splice skews the container's average rate: the frames' own rate is the clock's
+        video["fps"] = round(clock.frame_rate(), 6)
     timings["analyse"] = time.perf_counter() - t_decode - ctx.seconds_scoring
     timings["score"] = ctx.seconds_scoring
     timings.update({f"score.{k}": v for k, v in ctx.timings.items()})
-    return ctx.clips, ctx.unavailable, ctx.failures, ctx.files
+    return ctx.clips, ctx.unavailable, ctx.failures, ctx.files, clock
 
 
 def _end_time(times: list[float], fps: float) -> float:
@@ -298,6 +358,7 @@ class _ClipContext:
         self.n_scenes = 0
         self.seconds_scoring = 0.0
         self.end_time: float | None = None
+        self.breaks: set[int] = set()             # frame indices right after a timestamp discontinuity
         self._scene_index = 0
 
     def close_scene(self, start: int, end: int, times: list[float], samples: list[_Sample], final: bool) -> None:
@@ -323,7 +384,8 @@ class _ClipContext:
                "start_s": round(start_s, 6), "end_s": round(end_s, 6), "duration_s": round(end_s - start_s, 6),
                "start_frame": a, "end_frame": b, "path": None, "caption": self.video.get("caption"),
                "group_id": self.video["group_id"], "crop": [0, 0, self.info.width, self.info.height],
-               "keep": False}
+               "keep": False, "pts_discontinuity": a in self.breaks,
+               "sample_aspect": sar_text(self.info.sample_aspect), "pixels_resampled": None}
         if samples:
             t0 = time.perf_counter()
             row.update(self._score(clip_id, start_s, end_s, samples, b))
