@@ -88,6 +88,37 @@ def test_every_readme_command_runs_on_the_demo_output(demo_dir):
         ran.append(cmd)
     assert any(c.startswith("s2vforge query") for c in ran)
     assert any(c.startswith("s2vforge pair") for c in ran)
+    _demo_faces_are_human(work / "demo_out")
+
+
+CAT_PHOTOS = {"chelsea"}     # skimage's tabby; the demo's `dark` clip is chelsea too
+
+
+def _demo_faces_are_human(demo: Path) -> None:
+    """Issue 12: cat eyes were kept as faces. On the demo, every kept face lies in frames of a
+    photo of a person (the montage's truth says which shot each frame shows), and some are kept."""
+    import json
+
+    import pyarrow.parquet as pq
+    truth = json.loads((demo / "corpus" / "ground_truth.json").read_text())["videos"]
+    ds = demo / "dataset"
+    videos = {v["video_id"]: Path(v["path"]).name for v in pq.read_table(ds / "videos.parquet").to_pylist()}
+    clips = {c["clip_id"]: c for c in pq.read_table(ds / "clips.parquet").to_pylist()}
+    montage = truth["montage"]
+    bounds = [0, *montage["cuts"], montage["n_frames"]]
+    shots = [(a, b, s["photo"]) for a, b, s in zip(bounds, bounds[1:], montage["shots"])]
+
+    def photo_at(file: str, frame: int) -> str:
+        if file == montage["file"]:
+            return next(p for a, b, p in shots if a <= frame < b)
+        return "chelsea" if file == truth["dark"]["file"] else file
+
+    faces = [s for s in pq.read_table(ds / "subjects.parquet").to_pylist() if s["keep"] and s["category"] == "face"]
+    assert faces, "the demo keeps no face at all"
+    for f in faces:
+        clip = clips[f["clip_id"]]
+        where = photo_at(videos[clip["video_id"]], clip["start_frame"] + f["frame_idx"])
+        assert where not in CAT_PHOTOS, f"a face kept on a cat: {f['subject_id']}"
 
 
 def test_template_commands_name_real_subcommands():

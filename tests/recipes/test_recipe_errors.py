@@ -169,3 +169,16 @@ def test_overrides_are_checked_too():
     with pytest.raises(RecipeError, match=r"^recipe overrides: unknown key crop\.ocr_frame \(did you mean "
                                           r"crop\.ocr_frames\?\)$"):
         load_recipe(None, {"crop": {"ocr_frame": 2}})
+
+
+def test_a_bad_setting_value_is_a_usage_error_before_any_video(tmp_path):
+    """write.sample_aspect takes square|keep: anything else stops the command (exit 2), it is not
+    an error row per video."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("write:\n  sample_aspect: stretch\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.mp4").write_bytes(b"not looked at")
+    res = _run("curate", tmp_path, recipe)
+    assert res.exit_code == 2, res.output
+    assert _error_lines(res) == ["write.sample_aspect must be one of ('square', 'keep'), got 'stretch'"]
+    assert not (tmp_path / "out" / "videos.parquet").exists()

@@ -111,7 +111,8 @@ def sar_text(sar: Fraction) -> str:
 # ------------------------------------------------------------------ time: the decoded-frame clock
 
 # A forward pts step longer than both of these is a discontinuity (a recording pause, a
-# splice): ours. Shorter steps are a VFR frame shown that long and keep their real duration.
+# splice). Shorter steps are a VFR frame shown that long and keep their real duration. Curation
+# passes the recipe's analysis.pts_gap_s / pts_gap_frames; these match its defaults, for tools.
 MAX_STEP_S = 2.0
 MAX_STEP_FRAMES = 10
 
@@ -139,10 +140,10 @@ class FrameClock:
     they are missing or not strictly increasing, i.e. when a pts no longer names one frame.
     """
 
-    def __init__(self, fps: float):
+    def __init__(self, fps: float, max_gap_s: float = MAX_STEP_S, max_gap_frames: float = MAX_STEP_FRAMES):
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.step = 1.0 / self.fps
-        self.max_step = max(MAX_STEP_S, MAX_STEP_FRAMES * self.step)
+        self.max_step = max(float(max_gap_s), float(max_gap_frames) * self.step)
         self.times: list[float] = []
         self.pts: list[int | None] = []
         self.breaks: list[int] = []

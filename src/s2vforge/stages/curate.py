@@ -58,6 +58,7 @@ class CurateStage(Stage):
 
     def __init__(self, recipe: dict) -> None:
         self.recipe = recipe
+        _square_pixels(recipe["write"])      # a bad write.sample_aspect is a usage error now, not one per video
         self.columns = score_columns(recipe)
         self.tables = {"videos": TableSpec(VIDEO_SCHEMA, "video_id"),
                        "clips": TableSpec(clip_schema(self.columns), "clip_id")}
@@ -269,7 +270,7 @@ def _analyse(path, info: ProbeInfo, recipe: dict, video: dict, timings: dict):
     container, stream = open_video(path, int(ana["decode_threads"]))
     # frame identity is the decode index; time is the FrameClock's (pts where they are
     # continuous), so a splice, a reset, a negative start or a gap cannot scramble the plan
-    clock = FrameClock(info.fps)
+    clock = FrameClock(info.fps, float(ana["pts_gap_s"]), float(ana["pts_gap_frames"]))
     times = clock.times
     rot = info.rotation
     idx = -1
