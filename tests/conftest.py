@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import yaml
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -22,6 +23,20 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped under S2VFORGE_NO_SKIP=1 (make test installs every backend): {reason}"
+
+
+@pytest.fixture(scope="session")
+def fast_recipe(tmp_path_factory):
+    """The default recipe with only the cheap scorers and no OCR: for engine and report tests."""
+    p = tmp_path_factory.mktemp("recipe") / "fast.yaml"
+    p.write_text(yaml.safe_dump({
+        "name": "fast-test",
+        "crop": {"enabled": True, "ocr": False},
+        "scorers": ["luminance", "motion"],
+        "filters": {"score_luminance": {"min": 10, "max": 210}, "score_motion": {"min": 0.05, "max": 50}},
+        "write": {"preset": "ultrafast"},
+    }))
+    return p
 
 
 # ---------------------------------------------------------------- a local OpenAI-compatible server

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from s2vforge.corpus.synth import load_photo, moving_shot, packaged_media, stitch, write_video
 
@@ -23,17 +22,3 @@ def small_corpus(tmp_path_factory) -> dict:
     shutil.copyfile(packaged_media()["bikes"], d / "bikes.mp4")
     write_video(d / "dark clip.mp4", (f // 10 for f in moving_shot(load_photo("chelsea"), 2.4, FPS, SIZE, "pan")), FPS)
     return {"dir": d, "montage_cuts": cuts}
-
-
-@pytest.fixture(scope="session")
-def fast_recipe(tmp_path_factory) -> Path:
-    """The default recipe with only the cheap scorers and no OCR: for engine behaviour tests."""
-    p = tmp_path_factory.mktemp("recipe") / "fast.yaml"
-    p.write_text(yaml.safe_dump({
-        "name": "fast-test",
-        "crop": {"enabled": True, "ocr": False},
-        "scorers": ["luminance", "motion"],
-        "filters": {"score_luminance": {"min": 10, "max": 210}, "score_motion": {"min": 0.05, "max": 50}},
-        "write": {"preset": "ultrafast"},
-    }))
-    return p

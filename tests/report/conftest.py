@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from s2vforge.cli import run_curate
 from s2vforge.corpus.synth import load_photo, moving_shot, stitch, write_video
@@ -17,7 +16,7 @@ SIZE = (320, 180)
 
 
 @pytest.fixture(scope="session")
-def curated_dataset(tmp_path_factory) -> Path:
+def curated_dataset(tmp_path_factory, fast_recipe) -> Path:
     root = tmp_path_factory.mktemp("report_ds")
     corpus = root / "corpus"
     corpus.mkdir()
@@ -28,17 +27,9 @@ def curated_dataset(tmp_path_factory) -> Path:
                 (f // 10 for f in moving_shot(load_photo("coffee"), 2.4, FPS, SIZE, "pan")), FPS)
     shutil.copyfile(corpus / "montage.mp4", corpus / "copy of montage.mp4")   # a duplicate row
     (corpus / "broken.mp4").write_bytes(b"this is not a video")     # an error row
-    recipe = root / "fast.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "report-test",
-        "crop": {"enabled": True, "ocr": False},
-        "scorers": ["luminance", "motion"],
-        "filters": {"score_luminance": {"min": 10, "max": 210}, "score_motion": {"min": 0.05, "max": 50}},
-        "write": {"preset": "ultrafast"},
-    }))
     ds = root / "dataset"
     # exit code 1: some inputs failed (the broken file), which is the point
-    assert run_curate([str(corpus)], ds, str(recipe), workers=1, as_json=False, quiet=True) in (0, 1)
+    assert run_curate([str(corpus)], ds, str(fast_recipe), workers=1, as_json=False, quiet=True) in (0, 1)
     return ds
 
 
