@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .clikit import (EXIT_USAGE, UsageError, fail, address_option, engine_option, err, json_option, models_option,
+from .clikit import (UsageError, fail, address_option, engine_option, err, json_option, models_option,
                      quiet_option, recipe_option, run_stage_command, shard_option, workers_option)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -10,7 +10,6 @@ from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest

@@ -47,10 +47,9 @@ def build_fault_corpus(dir: str | Path, timestamps: bool = True) -> FaultCorpus:
     root = Path(dir)
     good = write_good_files(root / "good")
     bad = write_bad_inputs(root / "bad")
-    odd: dict = {}
     if timestamps:
         from .timestamps import write_all
-        odd = write_all(root / "timestamps")
+        write_all(root / "timestamps")
     lists = root / "lists"
     lists.mkdir(parents=True, exist_ok=True)
     csv = lists / "videos.csv"
