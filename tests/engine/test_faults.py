@@ -20,6 +20,8 @@ from s2vforge.cli import run_curate
 from s2vforge.engine import writer
 from s2vforge.engine.lock import dataset_lock
 
+from proctools import alive as _alive, descendants as _children, wait_for_commit as _wait_for_commit
+
 TABLES = ("videos", "clips")
 
 
@@ -42,47 +44,6 @@ def clean(small_corpus, fast_recipe, tmp_path_factory) -> dict:
 def _curate_cmd(corpus: Path, ds: Path, recipe: Path, workers: int = 2) -> list[str]:
     return [sys.executable, "-m", "s2vforge.cli", "curate", str(corpus), "--out", str(ds), "--recipe", str(recipe),
             "--workers", str(workers), "--quiet"]
-
-
-def _children(pid: int) -> set[int]:
-    """Every live descendant of pid (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        kids.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            if k not in out:
-                out.add(k)
-                todo.append(k)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _wait_for_commit(ds: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
-    """Until one video is committed (a marker with a stamp) and workers are up."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        for m in (ds / ".work" / "curate").glob("*.json"):
-            try:
-                if json.loads(m.read_text()).get("stamp"):
-                    return
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.05)
-    raise AssertionError("no video committed in time")
 
 
 # ---------------------------------------------------------------- one run per dataset

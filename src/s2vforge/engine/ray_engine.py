@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
+from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -56,6 +58,30 @@ def ensure_ray(spec: EngineSpec):
     if ray.is_initialized():
         return ray
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    with _keep_sigterm_handler():
+        _init(ray, spec, quiet)
+    return ray
+
+
+@contextmanager
+def _keep_sigterm_handler():
+    """ray.init replaces SIGTERM's handler with its own sys.exit(15); the command's (clikit:
+    stop the run like Ctrl-C, exit 143) must stay."""
+    try:
+        old = signal.getsignal(signal.SIGTERM)
+    except ValueError:
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            try:
+                signal.signal(signal.SIGTERM, old)
+            except ValueError:      # not the main thread
+                pass
+
+
+def _init(ray, spec: EngineSpec, quiet: dict) -> None:
     if spec.address:
         try:
             ray.init(address=spec.address, **quiet)
@@ -64,7 +90,6 @@ def ensure_ray(spec: EngineSpec):
     else:
         # address="local": a fresh Ray for this run even if a cluster already runs on this machine
         ray.init(address="local", num_cpus=spec.workers, include_dashboard=False, **quiet)
-    return ray
 
 
 def _dumps(obj) -> bytes:
