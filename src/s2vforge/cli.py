@@ -122,6 +122,55 @@ def subjects(
                                           shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models))
 
 
+def run_caption_command(dataset: Path, recipe: Optional[str], workers: int, *, captioner: Optional[str] = None,
+                        endpoint: Optional[str] = None, model: Optional[str] = None, prompt: Optional[str] = None,
+                        engine: str = "local", address: Optional[str] = None, shard_rows: int = 0,
+                        as_json: bool = False, quiet: bool = False, models: Optional[Path] = None) -> int:
+    from .stages.caption.pipeline import CaptionStage, caption_items
+
+    def build(rec: dict):
+        _dataset_with(dataset, "clips", f"curate ... --out {dataset}")
+        cap = rec.setdefault("caption", {})
+        if captioner:
+            cap["captioners"] = [c.strip() for c in captioner.split(",") if c.strip()]
+        if prompt:
+            cap["prompt"] = prompt
+        if endpoint or model:
+            ep = dict(cap.get("endpoint") or {})
+            ep.update({k: v for k, v in (("base_url", endpoint), ("model", model)) if v})
+            cap["endpoint"] = ep
+        return CaptionStage(rec), caption_items(dataset)
+
+    return run_stage_command("caption", dataset, build, recipe=recipe, workers=workers, engine=engine,
+                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models)
+
+
+@app.command()
+def caption(
+    dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="A dataset written by `curate`."),
+    captioner: Optional[str] = typer.Option(None, "--captioner", "-c",
+                                            help="facts (embedded: what the pipeline measured), endpoint, reference, "
+                                                 "or several comma-separated (the best-agreeing caption is kept)."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="OpenAI-compatible server base URL (…/v1) for "
+                                                                   "the endpoint captioner; the key comes from "
+                                                                   "caption.endpoint.api_key_env."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name the endpoint serves."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="opens2v, openhumanvid or a prompt YAML file."),
+    recipe: Optional[str] = recipe_option(),
+    workers: int = workers_option(1),
+    engine: str = engine_option(),
+    address: Optional[str] = address_option(),
+    shard_rows: int = shard_option(),
+    models: Optional[Path] = models_option(),
+    as_json: bool = json_option(),
+    quiet: bool = quiet_option(),
+):
+    """Caption kept clips (short / long / structured + word tags) into captions.parquet."""
+    raise typer.Exit(run_caption_command(dataset, recipe, workers, captioner=captioner, endpoint=endpoint,
+                                         model=model, prompt=prompt, engine=engine, address=address,
+                                         shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models))
+
+
 @app.command()
 def pair(
     dataset: Path = typer.Argument(..., exists=True, file_okay=False,

@@ -128,6 +128,28 @@ def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema)
 
 
+CAPTION_STRUCT = pa.struct([(k, pa.string()) for k in
+                            ("subjects", "appearance", "action", "face_motion", "environment", "camera")])
+
+CAPTION_SCHEMA = pa.schema([
+    ("clip_id", pa.string()),
+    ("video_id", pa.string()),
+    ("short", pa.string()),           # one sentence
+    ("long", pa.string()),            # the full subject-centric caption
+    ("structured", CAPTION_STRUCT),   # OpenHumanVid's fields (+ subjects, camera); null where unknown
+    ("subject_tags", pa.list_(pa.string())),     # OpenS2V-5M word_tags: subjects (people, animals)
+    ("object_tags", pa.list_(pa.string())),      # ... objects
+    ("background_tags", pa.list_(pa.string())),  # ... scene words (never grounded)
+    ("face_caption", pa.string()),    # a face description where a face is present
+    ("captioner", pa.string()),       # facts | manifest | endpoint | reference
+    ("model", pa.string()),
+    ("prompt_id", pa.string()),       # prompt name + hash of its texts
+    ("score", pa.float64()),          # agreement with the frames (vote), where a scorer ran
+    ("verdicts", pa.list_(pa.string())),         # why a caption was rejected or repaired
+    ("error", pa.string()),           # why this clip has no caption
+])
+
+
 SUBJECT_SCHEMA = pa.schema([
     ("subject_id", pa.string()),      # <clip_id>-f<frame_idx>-<category>-<8 hex of box+phrase>, or <clip_id>-none
     ("clip_id", pa.string()),

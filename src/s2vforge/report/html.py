@@ -221,8 +221,11 @@ def curation_report(dataset: Path, page_size: int = PAGE_SIZE) -> str:
 
     names = {v["video_id"]: v["path"].rsplit("/", 1)[-1] for v in videos if v["path"]}
     ids = rows.cols["clip_id"]
+    captions = {}
+    if (dataset / "captions.parquet").exists():      # the caption stage's, shown beside each clip
+        captions = {r["clip_id"]: r for r in pq.read_table(dataset / "captions.parquet").to_pylist()}
     ctx = P.CardContext(names=names, clip_files=_listing(dataset / "clips"), thumb_files=_listing(dataset / "thumbs"),
-                        score_columns=score_cols)
+                        score_columns=score_cols, captions=captions)
     pages, first_rows = _write_pages(dataset, rows, ctx, page_size)
 
     parts = [f"<h1>s2vforge curation report</h1><p>Dataset <code>{_esc(dataset.resolve())}</code>, recipe "
@@ -280,8 +283,13 @@ def _pairs_section(dataset: Path) -> str:
     return pairs_section(dataset)
 
 
+def _captions_section(dataset: Path) -> str:
+    from .captions import captions_section
+    return captions_section(dataset)
+
+
 # later stages' sections, after the curation part: section(dataset) -> HTML fragment
-SECTIONS = [_subjects_section, _pairs_section]
+SECTIONS = [_captions_section, _subjects_section, _pairs_section]
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}
@@ -292,7 +300,9 @@ figure.rejected{background:#fff6f6}figure.kept{background:#f5fbf5}
 ul.reasons{margin:2px 0;padding-left:16px}.why{color:#a33}.ok{color:#2a7a2a;font-weight:bold}.id{color:#888;display:block}
 .note{color:#666;font-size:11px}.hist{border:1px solid #eee;background:#fff}
 .noimg{width:240px;height:135px;background:#eee;display:flex;flex-direction:column;justify-content:center;text-align:center;color:#666}
-.pager{margin:.6em 0;font-size:14px}.pager .off{color:#aaa}"""
+.pager{margin:.6em 0;font-size:14px}.pager .off{color:#aaa}
+.caption{margin:3px 0;padding:2px 4px;background:#f7f7fb;border-left:3px solid #99c}.caption p{margin:2px 0}
+.caption .tags,.caption .verdicts{display:block;color:#555}.caption.error{color:#a33}"""
 
 
 def write_report(dataset: str | Path, page_size: int = PAGE_SIZE) -> Path:

@@ -55,6 +55,7 @@ class CardContext:
     thumb_files: set[str]                    # names present in DATASET/thumbs/
     score_columns: list[str]
     page_of: dict[str, int] = field(default_factory=dict)   # clip_id -> page (for example cards)
+    captions: dict[str, dict] = field(default_factory=dict)  # clip_id -> captions.parquet row (caption stage)
 
 
 def _no_file_reason(row: dict) -> str:
@@ -166,8 +167,34 @@ def clip_card(row: dict, ctx: CardContext, prefix: str, link_page: bool = False)
     return (f'<figure class="clip {"kept" if keep else "rejected"}" id="{anchor}{cid}" '
             f'data-clip-id="{cid}" data-keep="{int(keep)}">{media}'
             f'<figcaption><b>{source}</b> {row["start_s"]:.2f}-{row["end_s"]:.2f}s '
-            f'({row["duration_s"]:.2f} s)<br>{verdict}{scores_html}'
+            f'({row["duration_s"]:.2f} s)<br>{verdict}{caption_block(ctx.captions.get(row["clip_id"]))}{scores_html}'
             f'<small class="id">{cid}</small>{where}</figcaption></figure>')
+
+
+def caption_block(cap: dict | None) -> str:
+    """The caption stage's captions of a clip: who wrote them, short, long, structured, tags, verdicts."""
+    if not cap:
+        return ""
+    if cap.get("error"):
+        return f'<div class="caption error">no caption: {esc_c(cap["error"])}</div>'
+    who = esc_c(cap.get("captioner")) + (f" ({esc_c(cap['model'])})" if cap.get("model") else "")
+    score = f", score {fmt_score(cap['score'])}" if cap.get("score") is not None else ""
+    parts = [f'<div class="caption" data-captioner="{esc_c(cap.get("captioner"))}"><small>caption by {who}{score}'
+             f'</small>']
+    if cap.get("short"):
+        parts.append(f'<p class="short">{esc_c(cap["short"])}</p>')
+    if cap.get("long") and cap.get("long") != cap.get("short"):
+        parts.append(f'<details><summary>long</summary><p class="long">{esc_c(cap["long"])}</p></details>')
+    fields = [(k, v) for k, v in (cap.get("structured") or {}).items() if v]
+    if fields:
+        parts.append('<details><summary>structured</summary><table class="structured">' +
+                     "".join(f"<tr><th>{esc_c(k)}</th><td>{esc_c(v)}</td></tr>" for k, v in fields) + "</table></details>")
+    tags = [*(cap.get("subject_tags") or []), *(cap.get("object_tags") or [])]
+    if tags:
+        parts.append(f'<small class="tags">tags: {esc_c(", ".join(tags))}</small>')
+    if cap.get("verdicts"):
+        parts.append(f'<small class="verdicts">verdicts: {esc_c(", ".join(cap["verdicts"]))}</small>')
+    return "".join(parts) + "</div>"
 
 
 def pager(page: int, pages: int, in_pages_dir: bool) -> str:

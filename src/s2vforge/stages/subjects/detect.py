@@ -38,7 +38,7 @@ SALIENT_PHRASE = "salient object"
 # the recipe keys this module reads (subjects.detect; values and sources in recipes/openhumanvid.yaml)
 DETECT_KEYS = ("face", "face_model_dir", "person", "objects", "saliency_method", "salient_covered_iou",
                "objects_require_phrase", "grounding", "grounding_model_dir", "grounding_box_threshold", "device",
-               "human_face")
+               "human_face", "name_salient_by_caption")
 HUMAN_FACE_KEYS = ("enabled", "hog_min_score", "cnn_min_score", "context", "hog_face_px", "cnn_face_px", "match_iou")
 HUMAN_FACE_CHECK = "human_face_unconfirmed"
 
@@ -75,6 +75,9 @@ class DetectorSet:
         """The human-face check on one box (True when the check is off or unavailable)."""
         return self.human_face is None or self.human_face.check(frame, box).ok
 
+    def _caption_label(self, caption_phrases: list[Phrase]) -> Phrase | None:
+        return _caption_label_for(self.cfg, self.grounding, caption_phrases)
+
     def candidates(self, frame: np.ndarray, phrases: list[Phrase]) -> list[dict]:
         """Candidate dicts {box, score, category, phrase, single_instance, backend, checks} for one frame."""
         out: list[dict] = []
@@ -96,12 +99,25 @@ class DetectorSet:
         if self.objects is not None and want_objects:
             named = [c["box"] for c in out]
             covered_iou = float(self.cfg["salient_covered_iou"])
+            label = self._caption_label(caption_phrases)
             for d in self.objects.detect(frame):
                 c = _cand(d.box, d.score, "object", SALIENT_PHRASE, False, d.backend)
                 if any(box_iou(d.box, b) > covered_iou for b in named):
                     c["checks"].append("covered_by_named_subject")
+                elif label is not None:      # the one thing the caption names is the salient region
+                    c.update(category=label.category, phrase=label.text, single_instance=label.single_instance,
+                             backend=f"{d.backend}+caption")
                 out.append(c)
         return out
+
+
+def _caption_label_for(cfg: dict, grounding, caption_phrases: list[Phrase]) -> Phrase | None:
+    """Without a grounding model, a caption that names exactly one animal or object names the
+    salient region (subjects.detect.name_salient_by_caption); two or more would be a guess."""
+    if grounding is not None or not cfg["name_salient_by_caption"]:
+        return None
+    things = {p.text: p for p in caption_phrases if p.category in ("animal", "object")}
+    return next(iter(things.values())) if len(things) == 1 else None
 
 
 def _cand(box, score, category, phrase, single, backend) -> dict:

@@ -256,20 +256,43 @@ def png_bytes(rgba: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def clip_phrases(clip: dict, caption_row: dict | None, pcfg: dict, client=None):
+    """What to look for in a clip: the phrases of its caption. The caption is the manifest's or
+    the caption stage's (captions.parquet), whichever `subjects.phrases.caption_source` puts first;
+    a generated caption's word tags are used as they are (OpenS2V-Nexus grounds its word_tags)."""
+    from .phrases import PhraseResult, extract_phrases, fixed_phrases, phrases_from_tags
+    source = pcfg["caption_source"]
+    if source not in ("manifest", "captions"):
+        raise ValueError(f"subjects.phrases.caption_source must be manifest or captions, got {source!r}")
+    manifest = clip.get("caption")
+    generated = caption_row if caption_row and (caption_row.get("long") or caption_row.get("short")) else None
+    use_generated = generated is not None and (source == "captions" or not manifest)
+    if not use_generated:
+        return extract_phrases(manifest, pcfg["backend"], client)
+    tags = {"subject": list(generated.get("subject_tags") or []), "object": list(generated.get("object_tags") or [])}
+    where = f"caption_source: captions ({generated.get('captioner')})"
+    if tags["subject"] or tags["object"]:
+        fixed = fixed_phrases()
+        named = [p for p in phrases_from_tags(tags) if p.text not in {f.text for f in fixed}]
+        return PhraseResult(fixed + named, [where], "captions")
+    pres = extract_phrases(generated.get("long") or generated.get("short"), pcfg["backend"], client)
+    return PhraseResult(pres.phrases, [where, *pres.verdicts], pres.backend)
+
+
 def process_clip(clip: dict, video: dict | None, cfg: dict, dataset: Path,
-                 state: dict | None = None) -> tuple[list[dict], dict, dict[str, bytes]]:
+                 state: dict | None = None, caption_row: dict | None = None) -> tuple[list[dict], dict, dict[str, bytes]]:
     """Rows of one clip (see module doc), a small meta dict and the crops (path -> PNG bytes).
     Never raises for bad media."""
     from ...backends.errors import BackendUnavailable
     from .boxrules import BoxRules, apply_box_rules
-    from .phrases import PhraseResult, extract_phrases, fixed_phrases
+    from .phrases import PhraseResult, fixed_phrases
     state = state or load_state(cfg)
     t0 = time.perf_counter()
     files: dict[str, bytes] = {}
     base = {"clip_id": clip["clip_id"], "video_id": clip.get("video_id"),
             "group_id": clip.get("group_id") or (video or {}).get("group_id") or clip.get("video_id")}
     try:
-        pres = extract_phrases(clip.get("caption"), cfg["phrases"]["backend"], state.get("client"))
+        pres = clip_phrases(clip, caption_row, cfg["phrases"], state.get("client"))
     except BackendUnavailable as e:     # no spaCy model: the fixed categories are still looked for
         state["unavailable"]["phrases"] = str(e)
         pres = PhraseResult(fixed_phrases(), ["phrases_unavailable"], cfg["phrases"]["backend"])
@@ -381,7 +404,8 @@ class SubjectsStage(Stage):
     def process(self, item: dict, ctx: Context) -> Output:
         if self.state is None:
             self.setup()
-        rows, meta, crops = process_clip(item["clip"], item.get("video"), self.cfg, ctx.dataset, self.state)
+        rows, meta, crops = process_clip(item["clip"], item.get("video"), self.cfg, ctx.dataset, self.state,
+                                         caption_row=item.get("caption"))
         meta["unavailable"] = dict(self.state["unavailable"])
         meta["detectors"] = self.state["detectors"].names()
         return Output(rows={"subjects": rows}, files=crops, meta=meta)
@@ -420,7 +444,12 @@ def subject_items(dataset: Path) -> list[dict]:
     videos = {}
     if (dataset / "videos.parquet").exists():
         videos = {v["video_id"]: v for v in pq.read_table(dataset / "videos.parquet").to_pylist()}
-    return [{"clip": c, "video": videos.get(c.get("video_id"))} for c in clips]
+    captions = {}
+    if (dataset / "captions.parquet").exists():     # the caption stage's output (stages/caption)
+        cols = ["clip_id", "short", "long", "subject_tags", "object_tags", "captioner"]
+        captions = {r["clip_id"]: r for r in pq.read_table(dataset / "captions.parquet", columns=cols).to_pylist()}
+    return [{"clip": c, "video": videos.get(c.get("video_id")), "caption": captions.get(c["clip_id"])}
+            for c in clips]
 
 
 def run_subjects(dataset: Path, recipe: dict | None, workers: int = 1,
