@@ -27,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -204,6 +205,13 @@ class JudgeClient:
     def chat(self, content: Sequence[dict] | str, *, temperature: float | None = None,
              max_tokens: int | None = None) -> str:
         """Send one user message; return the assistant's text. Raises JudgeError / JudgeAuthError."""
+        return self.send(self.request_body(content, temperature=temperature, max_tokens=max_tokens)).text
+
+    def request_body(self, content: Sequence[dict] | str, *, temperature: float | None = None,
+                     max_tokens: int | None = None, params: dict | None = None) -> dict[str, Any]:
+        """The JSON body `chat` / `complete` POST for one user message (no credentials: those
+        travel only in headers). `params` (top_p, response_format ...) and then the client's
+        `extra_body` are merged in last."""
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         body: dict[str, Any] = {"model": self.model, "stream": False,
@@ -212,7 +220,19 @@ class JudgeClient:
             body["temperature"] = temperature
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
+        body.update(params or {})
         body.update(self.extra_body)
+        return body
+
+    def complete(self, content: Sequence[dict] | str, *, temperature: float | None = None,
+                 max_tokens: int | None = None, params: dict | None = None) -> ChatAnswer:
+        """As `chat`, but the answer keeps the server's `finish_reason` ("stop", "length" = cut
+        at max_tokens, None when the server sends none)."""
+        return self.send(self.request_body(content, temperature=temperature, max_tokens=max_tokens,
+                                           params=params))
+
+    def send(self, body: dict[str, Any]) -> ChatAnswer:
+        """POST one prepared `request_body` with the retries described above."""
         data = json.dumps(body).encode("utf-8")
         scrub = self.scrub
 
@@ -224,7 +244,8 @@ class JudgeClient:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
                 try:
-                    return _answer_text(json.loads(raw.decode("utf-8")))
+                    payload = json.loads(raw.decode("utf-8"))
+                    return ChatAnswer(_answer_text(payload), _finish_reason(payload))
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     shown = scrub(raw.decode("utf-8", "replace"))[:200]
                     last, kind = f"unreadable response body ({type(e).__name__}): {shown!r}", "unreadable"
@@ -265,6 +286,18 @@ def _read_quietly(e: urllib.error.HTTPError) -> str:
         return e.read().decode("utf-8", "replace")
     except Exception:  # noqa: BLE001 - the body is only a hint for the message
         return ""
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """One chat-completions answer: the assistant's text and why generation stopped."""
+    text: str
+    finish_reason: str | None = None
+
+
+def _finish_reason(payload: dict) -> str | None:
+    reason = payload["choices"][0].get("finish_reason")
+    return reason if isinstance(reason, str) else None
 
 
 def _answer_text(payload: dict) -> str:

@@ -1,0 +1,1 @@
+"""The caption stage (pipeline.py) and its captioners (base.py: the contract)."""
