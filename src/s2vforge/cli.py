@@ -62,12 +62,14 @@ def demo(
     models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
 ):
-    """Build a small real corpus from media that installed packages ship, and curate it."""
+    """Build a small real corpus from media that installed packages ship, curate it and caption it (facts)."""
     from .corpus.synth import build_demo_corpus
     corpus = out / "corpus"
     err.print(f"building the demo corpus in {escape(str(corpus))} ...")
     build_demo_corpus(corpus)
     code = run_curate([str(corpus)], out / "dataset", None, workers, as_json, models=models)
+    if code == 0:      # the embedded captioner (facts: what the pipeline measured) on the kept clips
+        code = run_caption_command(out / "dataset", None, workers, as_json=as_json, models=models)
     if not as_json:
         err.print(f"open {escape(str(out / 'dataset' / 'report.html'))} to see what was kept and why; next, on "
                   "the demo output:")

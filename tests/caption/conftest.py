@@ -10,7 +10,7 @@ from s2vforge.cli import run_curate
 from s2vforge.corpus.synth import load_photo, moving_shot, write_video
 
 FPS = 25.0
-SIZE = (480, 270)
+SIZE = (960, 540)          # Phantom-Data keeps boxes of at least 128 px a side
 SHOWS = {"astronaut": "person", "chelsea": "cat", "coffee": "cup", "motorcycle_left": "motorcycle"}
 
 

@@ -89,6 +89,16 @@ def test_every_readme_command_runs_on_the_demo_output(demo_dir):
     assert any(c.startswith("s2vforge query") for c in ran)
     assert any(c.startswith("s2vforge pair") for c in ran)
     _demo_faces_are_human(work / "demo_out")
+    _demo_captions_are_facts(work / "demo_out" / "dataset")
+
+
+def _demo_captions_are_facts(ds: Path) -> None:
+    """The demo runs the embedded captioner: every kept clip has a caption marked as facts."""
+    import pyarrow.parquet as pq
+    caps = pq.read_table(ds / "captions.parquet").to_pylist()
+    kept = [c for c in pq.read_table(ds / "clips.parquet").to_pylist() if c["keep"]]
+    assert sorted(c["clip_id"] for c in caps) == sorted(c["clip_id"] for c in kept)
+    assert {c["captioner"] for c in caps} == {"facts"} and all(c["short"] for c in caps)
 
 
 CAT_PHOTOS = {"chelsea"}     # skimage's tabby; the demo's `dark` clip is chelsea too

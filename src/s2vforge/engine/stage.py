@@ -53,7 +53,8 @@ class Output:
     finished scratch file (under ctx.scratch) that the writer moves into place."""
     rows: dict[str, list[dict]] = field(default_factory=dict)
     files: dict[str, bytes | Path] = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)       # JSON: status ok|error, error, unavailable, timings...
+    meta: dict = field(default_factory=dict)       # JSON: status ok|error, error, unavailable, timings...;
+                                                   # retry: True = not done, the next run tries it again
 
 
 @dataclass

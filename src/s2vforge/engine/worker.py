@@ -65,7 +65,9 @@ class StageHost:
                 raise_if_disk_full(e, scratch)     # ...but a full disk is no item's fault: stop the run
                 out = self.stage.error_output(item, f"internal error in {self.stage.name}: {type(e).__name__}: {e}")
                 return self.journal.commit(key, out, digest, retry=True)
-            return self.journal.commit(key, out, digest)   # DiskFull from here stops the run; the item stays pending
+            # DiskFull from here stops the run (the item stays pending); meta "retry": a result the
+            # stage wants tried again next run (an endpoint that did not answer)
+            return self.journal.commit(key, out, digest, retry=bool(out.meta.get("retry")))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -98,11 +98,13 @@ def sample_frames(path: Path, n: int, long_side: int) -> tuple[list[np.ndarray],
     return frames, times, fps, (w, h)
 
 
-def make_captioner(name: str, cfg: dict) -> Captioner:
-    """The captioner called `name`, configured from the recipe's caption section."""
+def make_captioner(name: str, cfg: dict, recipe: dict | None = None) -> Captioner:
+    """The captioner called `name`, configured from the recipe's caption section (facts also
+    uses the recipe's subjects.detect detectors)."""
     if name == "facts":
+        from ...recipes import section
         from .facts import FactsCaptioner
-        return FactsCaptioner(cfg)
+        return FactsCaptioner(cfg, section(recipe, "subjects")["detect"])
     if name == "endpoint":
         from .endpoint import EndpointCaptioner
         return EndpointCaptioner(cfg)
@@ -155,7 +157,8 @@ class CaptionStage(Stage):
         self.tables = {"captions": TableSpec(CAPTION_SCHEMA, "clip_id")}
         self._captioners: list[Captioner] | None = None
         self._scorer = None
-        self._described = [make_captioner(n, self.cfg).config() for n in self.names]   # no model loads here
+        self.recipe = recipe
+        self._described = [make_captioner(n, self.cfg, recipe).config() for n in self.names]   # no model loads here
 
     def config(self) -> dict:
         return {"captioners": self._described, "manifest": self.cfg["manifest"], "frames": self.cfg["frames"],
@@ -165,7 +168,7 @@ class CaptionStage(Stage):
         return item["clip_id"]
 
     def setup(self) -> None:
-        self._captioners = [make_captioner(n, self.cfg) for n in self.names]
+        self._captioners = [make_captioner(n, self.cfg, self.recipe) for n in self.names]
         for c in self._captioners:
             c.setup()
         if len(self._captioners) > 1:
@@ -209,7 +212,8 @@ class CaptionStage(Stage):
         meta = {"clip_id": item["clip_id"], "status": "ok" if ok else "error",
                 "error": None if ok else (cap.error or "no usable caption: " + ", ".join(cap.verdicts)),
                 "captioner": cap.captioner, "verdicts": list(cap.verdicts), "n_requests": cap.n_requests,
-                "seconds": round(time.perf_counter() - t0, 4)}
+                "seconds": round(time.perf_counter() - t0, 4),
+                "retry": cap.error is not None}     # no caption (an endpoint down): tried again next run
         return Output(rows={"captions": [row]}, meta=meta)
 
     def summarize(self, run: StageRun) -> dict:
