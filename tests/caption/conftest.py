@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from s2vforge.cli import run_curate
@@ -28,3 +29,12 @@ def curated(captioned_corpus, fast_recipe, tmp_path_factory) -> Path:
     ds = tmp_path_factory.mktemp("caption_ds") / "ds"
     assert run_curate([str(captioned_corpus)], ds, str(fast_recipe), 1, False, quiet=True) == 0
     return ds
+
+
+def rows_by_video(ds: Path, table: str) -> dict[str, list[dict]]:
+    """A table's rows grouped by the name of the photo their video shows (the file stem)."""
+    videos = {v["video_id"]: v["path"].rsplit("/", 1)[-1][:-4] for v in pq.read_table(ds / "videos.parquet").to_pylist()}
+    out: dict[str, list[dict]] = {}
+    for r in pq.read_table(ds / f"{table}.parquet").to_pylist():
+        out.setdefault(videos[r["video_id"]], []).append(r)
+    return out

@@ -20,7 +20,7 @@ import pytest
 from s2vforge.cli import run_caption_command, run_subjects_command
 from s2vforge.corpus.synth import read_frames
 
-from conftest import SHOWS
+from conftest import SHOWS, rows_by_video
 
 CAPTIONS = {
     "astronaut": ("An astronaut in a white spacesuit stands in front of an American flag as the camera pans left.",
@@ -65,14 +65,6 @@ def make_script(refs, chat_reply, delay: float = 0.0):
     return script
 
 
-def _rows(ds, table: str) -> dict[str, list[dict]]:
-    videos = {v["video_id"]: v["path"].rsplit("/", 1)[-1][:-4] for v in pq.read_table(ds / "videos.parquet").to_pylist()}
-    out: dict[str, list[dict]] = {}
-    for r in pq.read_table(ds / f"{table}.parquet").to_pylist():
-        out.setdefault(videos[r["video_id"]], []).append(r)
-    return out
-
-
 def _copy(curated, tmp_path):
     import shutil
     ds = tmp_path / "ds"
@@ -86,7 +78,7 @@ def test_endpoint_captions_then_subjects_ground_named_animals_and_objects(curate
     server = judge_server(make_script(references, chat_reply))
     assert run_caption_command(ds, str(fast_recipe), 1, captioner="endpoint", endpoint=server.base_url,
                                model="qwen2.5-vl-7b", quiet=True) == 0
-    caps = _rows(ds, "captions")
+    caps = rows_by_video(ds, "captions")
     for name, (text, tags) in CAPTIONS.items():
         row, = caps[name]
         assert row["captioner"] == "endpoint" and row["model"] == "qwen2.5-vl-7b" and row["long"] == text
@@ -94,7 +86,7 @@ def test_endpoint_captions_then_subjects_ground_named_animals_and_objects(curate
         assert row["prompt_id"].startswith("opens2v@")
     assert len(server.requests) == 2 * len(CAPTIONS)
     assert run_subjects_command(ds, str(fast_recipe), 1, quiet=True) == 0
-    subs = _rows(ds, "subjects")
+    subs = rows_by_video(ds, "subjects")
     for name, phrase, category in (("chelsea", "tabby cat", "animal"), ("coffee", "cup", "object")):
         kept = [s for s in subs[name] if s["keep"] and s["phrase"] == phrase]
         assert kept and kept[0]["category"] == category, (name, [(s["phrase"], s["keep"], s["checks"])

@@ -1,10 +1,11 @@
 """The caption stage end to end on a small curated dataset of known content (conftest.SHOWS)."""
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 import pytest
 
 from s2vforge.cli import run_caption_command, run_curate, run_subjects_command
+
+from conftest import rows_by_video
 
 MANIFEST_CAPTIONS = {"chelsea": "A tabby cat lies on a wooden floor and looks into the camera.",
                      "coffee": "A cup stands in a kitchen."}   # one object named: the salient region is it
@@ -21,24 +22,16 @@ def manifest_ds(captioned_corpus, fast_recipe, tmp_path_factory):
     return ds
 
 
-def _by_video_file(ds, table: str) -> dict[str, list[dict]]:
-    videos = {v["video_id"]: v["path"].rsplit("/", 1)[-1][:-4] for v in pq.read_table(ds / "videos.parquet").to_pylist()}
-    out: dict[str, list[dict]] = {}
-    for r in pq.read_table(ds / f"{table}.parquet").to_pylist():
-        out.setdefault(videos[r["video_id"]], []).append(r)
-    return out
-
-
 def test_manifest_captions_pass_through_and_subjects_ground_what_they_name(manifest_ds, fast_recipe):
     assert run_caption_command(manifest_ds, str(fast_recipe), 1, quiet=True) == 0
-    caps = _by_video_file(manifest_ds, "captions")
+    caps = rows_by_video(manifest_ds, "captions")
     cat, = caps["chelsea"]
     assert cat["captioner"] == "manifest" and cat["long"] == MANIFEST_CAPTIONS["chelsea"]
     assert "tabby cat" in cat["subject_tags"] and cat["short"].startswith("A tabby cat")
     cup, = caps["coffee"]
     assert cup["object_tags"] == ["cup"]
     assert run_subjects_command(manifest_ds, str(fast_recipe), 1, quiet=True) == 0
-    subs = _by_video_file(manifest_ds, "subjects")
+    subs = rows_by_video(manifest_ds, "subjects")
     animals = [s for s in subs["chelsea"] if s["keep"] and s["category"] == "animal"]
     assert animals and animals[0]["phrase"] == "tabby cat" and animals[0]["crop_path"]
     assert (manifest_ds / animals[0]["crop_path"]).is_file()
@@ -52,7 +45,7 @@ def test_the_embedded_default_writes_facts_marked_as_facts(curated, fast_recipe,
     ds = tmp_path / "ds"
     shutil.copytree(curated, ds)
     assert run_caption_command(ds, str(fast_recipe), 1, quiet=True) == 0
-    caps = _by_video_file(ds, "captions")
+    caps = rows_by_video(ds, "captions")
     assert {r["captioner"] for rows in caps.values() for r in rows} == {"facts"}
     astro, = caps["astronaut"]
     assert "person" in astro["subject_tags"] and "1 person" in astro["short"]

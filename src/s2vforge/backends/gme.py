@@ -297,14 +297,12 @@ class ClipEmbedder:
         local, repo = CLIP_DEFAULT
         root = find_model_dir(local, repo, explicit=model_dir, model_label=f"CLIP stand-in for GME ({repo} or any CLIPModel dir)")
         require_torch_transformers("CLIP stand-in (torch + transformers)")
-        from transformers import AutoTokenizer, CLIPModel
+        from transformers import CLIPModel
+
+        from .hf import load_text_image_model
         ip_cls = import_first("CLIP image processor (PIL)", "transformers:CLIPImageProcessorPil",
                               "transformers:CLIPImageProcessor")            # 5.x name, then 4.x
-        torch_dtype = resolve_torch_dtype(dtype, device)
-        with quiet_transformers():
-            model = CLIPModel.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
-        tok = AutoTokenizer.from_pretrained(str(root))
-        ip = ip_cls.from_pretrained(str(root)) if (root / "preprocessor_config.json").is_file() else ip_cls()
+        model, tok, ip, torch_dtype = load_text_image_model(root, CLIPModel, ip_cls, dtype, device)
         return cls(model, tok, ip, device, torch_dtype, batch_size, label=str(root))
 
     @staticmethod

@@ -65,3 +65,18 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def load_text_image_model(root, model_cls, ip_cls, dtype, device: str):
+    """(model in eval mode on `device`, tokenizer, image processor, torch dtype) from one local
+    folder; the image processor's defaults when the folder has no preprocessor_config.json."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+    root = Path(root)
+    torch_dtype = resolve_torch_dtype(dtype, device)
+    with quiet_transformers():
+        model = model_cls.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(str(root))
+    ip = ip_cls.from_pretrained(str(root)) if (root / "preprocessor_config.json").is_file() else ip_cls()
+    return model, tok, ip, torch_dtype

@@ -85,24 +85,14 @@ class Blip2ItmScorer:
     @classmethod
     def from_dir(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu", dtype=None,
                  batch_size: int = 16) -> Blip2ItmScorer:
-        from ...backends.hf import (
-            import_first,
-            quiet_transformers,
-            require_torch_transformers,
-            resolve_torch_dtype,
-        )
+        from ...backends.hf import import_first, load_text_image_model, require_torch_transformers
         from ...backends.paths import find_model_dir
         root = find_model_dir(BLIP2_LOCAL_NAME, BLIP2_HF_REPO, explicit=model_dir, model_label=BLIP2_LABEL)
         require_torch_transformers("BLIP-2 ITM caption scorer (torch + transformers)")
         model_cls = import_first("BLIP-2 image-text matching", "transformers:Blip2ForImageTextRetrieval")
         ip_cls = import_first("BLIP image processor (PIL)", "transformers:BlipImageProcessorPil",
                               "transformers:BlipImageProcessor")          # 5.x name, then 4.x
-        from transformers import AutoTokenizer
-        torch_dtype = resolve_torch_dtype(dtype, device)
-        with quiet_transformers():
-            model = model_cls.from_pretrained(str(root), dtype=torch_dtype).to(device).eval()
-        tok = AutoTokenizer.from_pretrained(str(root))
-        ip = ip_cls.from_pretrained(str(root)) if (root / "preprocessor_config.json").is_file() else ip_cls()
+        model, tok, ip, torch_dtype = load_text_image_model(root, model_cls, ip_cls, dtype, device)
         return cls(model, tok, ip, device, torch_dtype, batch_size)
 
     def scores(self, frames: Sequence[np.ndarray], texts: Sequence[str]) -> list[float]:
