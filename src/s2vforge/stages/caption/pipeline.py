@@ -119,9 +119,9 @@ def manifest_caption(text: str) -> Caption:
     """A caption the user brought: kept as the long caption, first sentence as the short one,
     tags from the embedded phrase extractor."""
     from ..subjects.phrases import extract_phrases
+    from .prompts import first_sentence
     text = " ".join(str(text).split())
-    first = text.split(". ")[0].rstrip(".") + "." if text else None
-    cap = Caption(short=first, long=text, captioner="manifest")
+    cap = Caption(short=first_sentence(text), long=text, captioner="manifest")
     try:
         pres = extract_phrases(text, "spacy")
     except Exception as e:       # no spaCy model: the caption is still kept, without tags

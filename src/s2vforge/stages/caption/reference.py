@@ -34,8 +34,8 @@ otherwise (or when that answer is no JSON) the caption is split into sentences d
 (first sentence = short, the whole caption = long, structured left unknown).
 
 `finish` of each generation is "stop" (an end token came) or "length" (max_new_tokens reached:
-verdict `truncated`). Quality verdicts come from stages/caption/quality.py `check_caption` when
-that module exists.
+verdict `truncated`). Quality verdicts come from stages/caption/quality.py `review`, as for the
+endpoint captioner.
 """
 from __future__ import annotations
 
@@ -131,11 +131,8 @@ class ReferenceCaptioner(Captioner):
         if prompt is None and prompt_text is None:
             prompt = self.cfg_all.get("prompt")
         if isinstance(prompt, (str, Path)) and prompt_text is None:
-            try:
-                from .prompts import load_prompt
-            except ImportError:           # no prompts module: the fallback prompt below
-                load_prompt = None
-            prompt = load_prompt(str(prompt)) if load_prompt is not None else None
+            from .prompts import load_prompt
+            prompt = load_prompt(str(prompt))
         if prompt is not None and not isinstance(prompt, (str, Path)):
             self._prompt_obj = prompt
             pid = prompt_id or _prompt_attr(prompt, "prompt_id") or _prompt_attr(prompt, "id") or FALLBACK_PROMPT_ID
@@ -398,13 +395,8 @@ class ReferenceCaptioner(Captioner):
         return caps
 
     def _review(self, text: str, finish: str, clip: ClipInput) -> tuple[str | None, list[str]]:
-        """stages/caption/quality.py's review (reject / repair with verdicts) when that module exists;
-        else only `truncated` (finish "length") and `empty`."""
-        try:
-            from .quality import people_detected, review
-        except ImportError:
-            verdicts = (["truncated"] if finish == "length" else []) + ([] if text else ["empty"])
-            return text or None, verdicts
+        """stages/caption/quality.py's review: reject or repair, with verdicts."""
+        from .quality import people_detected, review
         r = review(text or None, finish, people_detected=people_detected(clip.measured),
                    cfg=self.cfg_all.get("quality"))
         return r.text, list(r.verdicts)
@@ -477,14 +469,9 @@ def apply_parsed(cap: Caption, parsed) -> None:
 
 def apply_structured(cap: Caption, text: str) -> bool:
     """Fill short / long / structured from a reformat answer holding one JSON object; False when none."""
-    m = re.search(r"\{.*\}", text or "", flags=re.S)
-    if not m:
-        return False
-    try:
-        data = json.loads(m.group(0))
-    except ValueError:
-        return False
-    if not isinstance(data, dict):
+    from .prompts import parse_json_object      # the one reader of JSON in an LLM answer
+    data = parse_json_object(text)
+    if data is None:
         return False
     low = {str(k).strip().lower().replace(" ", "_"): v for k, v in data.items()}
     struct = low.get("structured") if isinstance(low.get("structured"), dict) else low
