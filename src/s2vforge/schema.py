@@ -231,3 +231,74 @@ class TableSpec:
         cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type)
                 for f in self.schema]
         return pa.Table.from_arrays(cols, schema=self.schema)
+
+
+# ------------------------------------------------------------------ export: training samples
+# DATASET-or-EXPORT-relative paths throughout: an export folder keeps the dataset's layout
+# (clips/<clip_id>.mp4, subjects/<subject_id>.png), so samples built over a dataset and samples
+# read from an export resolve the same way (docs/export.md "Layout").
+
+REFERENCE_STRUCT = pa.struct([
+    ("subject_id", pa.string()),        # subjects.parquet id of the reference instance
+    ("target_subject_id", pa.string()), # the subject of this clip it stands for (itself for kind self)
+    ("kind", pa.string()),              # self | cross_clip | cross_video (pairs.parquet kinds; self = from the clip)
+    ("source_clip_id", pa.string()),
+    ("source_video_id", pa.string()),
+    ("category", pa.string()),          # SUBJECT_CATEGORIES
+    ("phrase", pa.string()),
+    ("frame_idx", pa.int64()),          # frame of the source clip the crop comes from
+    ("bbox", pa.list_(pa.int32())),     # x0, y0, x1, y1 in the source clip frame
+    ("frame_size", pa.list_(pa.int32())),  # width, height of that frame
+    ("mask_rle", pa.string()),          # COCO RLE JSON of the full-frame mask (subjects.parquet)
+    ("rgba_path", pa.string()),         # subjects/<subject_id>.png: RGBA crop, alpha = mask
+    ("rgb_path", pa.string()),          # subjects/<subject_id>.rgb.png: RGB on white (trainers drop alpha); null over a dataset
+    ("mask_path", pa.string()),         # subjects/<subject_id>.mask.png: 8-bit mask; null over a dataset
+    ("similarity", pa.float64()),       # identity cosine target vs reference (cross kinds); null for self
+    ("pair_id", pa.string()),
+    ("det_score", pa.float64()),
+    ("synthetic", pa.bool_()),          # generated (imagepairs / Nexus synthetic views), not cut from video
+])
+
+SAMPLE_BASE_FIELDS = [
+    ("sample_id", pa.string()),         # = clip_id
+    ("clip_id", pa.string()),
+    ("video_id", pa.string()),
+    ("group_id", pa.string()),
+    ("keep", pa.bool_()),               # exported (false: duplicate, too few references, no caption ...)
+    ("drop_reasons", pa.list_(pa.string())),
+    ("split", pa.string()),             # train | val | test | ... (export.splits), null when dropped
+    ("split_group", pa.string()),       # the leak-free unit the split was drawn for (stages/export/splits.py)
+    ("duplicate_of", pa.string()),      # clip_id of the kept copy of the same footage
+    ("duplicate_cluster", pa.string()),
+    ("duplicate_similarity", pa.float64()),
+    ("clip_path", pa.string()),         # clips/<clip_id>.mp4 (the export's file: copied or re-cut)
+    ("source_clip_path", pa.string()),  # absolute path of the dataset's clip file it came from
+    ("source_video_path", pa.string()), # the input video
+    ("fps", pa.float64()),              # of clip_path
+    ("n_frames", pa.int64()),           # of clip_path
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("duration_s", pa.float64()),
+    ("start_s", pa.float64()),          # in the input video
+    ("end_s", pa.float64()),
+    ("start_frame", pa.int64()),        # in the input video (clips.parquet)
+    ("end_frame", pa.int64()),
+    ("crop", pa.list_(pa.int32())),     # the curate crop, in input display pixels
+    ("recut", pa.string()),             # null: the curated clip as is; else "<fps>fps/<n>f" (export.clip)
+    ("caption", pa.string()),           # the training text: one line (export.caption picks short or long)
+    ("caption_short", pa.string()),
+    ("caption_long", pa.string()),
+    ("caption_structured", CAPTION_STRUCT),
+    ("subject_tags", pa.list_(pa.string())),
+    ("object_tags", pa.list_(pa.string())),
+    ("background_tags", pa.list_(pa.string())),
+    ("captioner", pa.string()),
+    ("ref_mode", pa.string()),          # self | cross | both (export.refs.mode)
+    ("references", pa.list_(REFERENCE_STRUCT)),   # ordered by the rule of stages/export/samples.py
+    ("n_refs", pa.int32()),
+]
+
+
+def sample_schema(score_columns: list[str]) -> pa.Schema:
+    """samples.parquet: the base fields plus the clip's score_* columns."""
+    return pa.schema(SAMPLE_BASE_FIELDS + [(c, pa.float64()) for c in sorted(score_columns)])
