@@ -204,6 +204,90 @@ def pair(
                                        models=models))
 
 
+def parse_size(text: str) -> int:
+    """`1GB`, `500MB`, `2048` (bytes) -> bytes (powers of 1024)."""
+    units = {"": 1, "B": 1, "KB": 1 << 10, "K": 1 << 10, "MB": 1 << 20, "M": 1 << 20, "GB": 1 << 30, "G": 1 << 30,
+             "TB": 1 << 40, "T": 1 << 40}
+    t = text.strip().upper().replace("IB", "B")
+    num = t.rstrip("KMGTB")
+    unit = t[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1
+    if unit not in units or value <= 0:
+        raise UsageError(f"--shard-size {text!r}: give a size such as 1GB, 500MB or a number of bytes")
+    return int(value * units[unit])
+
+
+def run_export_command(dataset: Path, out: Path, formats: str, recipe: Optional[str], workers: int, *,
+                       split: Optional[str] = None, refs: Optional[str] = None, min_refs: Optional[int] = None,
+                       dedup: Optional[bool] = None, shard_size: Optional[str] = None, fps: Optional[float] = None,
+                       frames: Optional[int] = None, length_rule: Optional[str] = None, engine: str = "local",
+                       address: Optional[str] = None, as_json: bool = False, quiet: bool = False,
+                       models: Optional[Path] = None) -> int:
+    from .stages.export.pipeline import ExportStage
+
+    def build(rec: dict):
+        _dataset_with(dataset, "clips", f"curate ... --out {dataset}")
+        if Path(out).resolve() == Path(dataset).resolve():
+            raise UsageError("--out must be a new folder, not the dataset itself")
+        ex = rec.setdefault("export", {})
+        if split is not None:
+            from .stages.export.splits import parse_split_spec
+            ex.setdefault("splits", {})["fractions"] = parse_split_spec(split)
+        if refs is not None:
+            ex.setdefault("refs", {})["mode"] = refs
+        if min_refs is not None:
+            ex.setdefault("refs", {})["min_refs"] = min_refs
+        if dedup is not None:
+            ex.setdefault("dedup", {})["enabled"] = dedup
+        if shard_size is not None:
+            ex.setdefault("webdataset", {})["shard_size"] = parse_size(shard_size)
+        for key, value in (("fps", fps), ("frames", frames), ("length_rule", length_rule)):
+            if value is not None:
+                ex.setdefault("clip", {})[key] = value
+        stage = ExportStage(rec, dataset, formats)
+        return stage, stage.items()
+
+    return run_stage_command("export", out, build, recipe=recipe, workers=workers, engine=engine, address=address,
+                             shard_rows=0, as_json=as_json, quiet=quiet, models=models)
+
+
+@app.command()
+def export(
+    dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="A dataset (curate, caption, subjects, pair)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export folder to write (created; reruns resume)."),
+    formats: str = typer.Option("samples", "--format", "-f",
+                                help="samples (always written: samples.parquet + clips/ + subjects/, what S2VDataset "
+                                     "reads), opens2v, webdataset, lance, hf, or a trainer: videox-fun, diffsynth, "
+                                     "finetrainers, opensora, musubi; comma-separated for several."),
+    split: Optional[str] = typer.Option(None, "--split", help="Held-out fractions, e.g. val=0.02,test=0.01 "
+                                                              "(train takes the rest; drawn per source group)."),
+    refs: Optional[str] = typer.Option(None, "--refs", help="self (in-clip crops), cross (cross-pair references "
+                                                            "only) or both (cross when kept, else self)."),
+    min_refs: Optional[int] = typer.Option(None, "--min-refs", min=0, help="Drop samples with fewer references."),
+    dedup: Optional[bool] = typer.Option(None, "--dedup/--no-dedup", help="Mark near-duplicate clips (default on)."),
+    shard_size: Optional[str] = typer.Option(None, "--shard-size", help="WebDataset shard size, e.g. 1GB."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Re-cut clips to this frame rate (Wan: 16)."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Re-cut clips to at most this many frames "
+                                                                      "(Wan: 81)."),
+    length_rule: Optional[str] = typer.Option(None, "--length-rule", help="any or 4k+1 (Wan's VAE)."),
+    recipe: Optional[str] = recipe_option(),
+    workers: int = workers_option(),
+    engine: str = engine_option(),
+    address: Optional[str] = address_option(),
+    models: Optional[Path] = models_option(),
+    as_json: bool = json_option(),
+    quiet: bool = quiet_option(),
+):
+    """Write training samples (clips, captions, references, splits) and the formats trainers read."""
+    raise typer.Exit(run_export_command(dataset, out, formats, recipe, workers, split=split, refs=refs,
+                                        min_refs=min_refs, dedup=dedup, shard_size=shard_size, fps=fps,
+                                        frames=frames, length_rule=length_rule, engine=engine, address=address,
+                                        as_json=as_json, quiet=quiet, models=models))
+
+
 @app.command()
 def report(dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="Dataset directory."),
            page_size: Optional[int] = typer.Option(None, "--page-size", min=1,

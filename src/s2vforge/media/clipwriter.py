@@ -233,6 +233,24 @@ class _Pushback:
         self._back.append(item)
 
 
+def open_mp4(dest: Path):
+    """An MP4 muxer that writes no creation time or version string (bitexact)."""
+    return av.open(str(dest), mode="w", format="mp4", container_options={"fflags": "+bitexact"})
+
+
+def add_x264_stream(out, rate: Fraction, size: tuple[int, int], crf: int, preset: str, asm: str | None,
+                    sar: Fraction = Fraction(1)):
+    """The reproducible H.264/yuv420p stream every clip file is written with (module docstring)."""
+    ost = out.add_stream("libx264", rate=rate)
+    ost.width, ost.height, ost.pix_fmt = size[0], size[1], "yuv420p"
+    if sar != 1:
+        ost.codec_context.sample_aspect_ratio = sar   # x264 VUI and the MP4 pasp box
+    ost.thread_count = 1                     # x264's output depends on its thread count: pin it
+    ost.options = {"crf": str(crf), "preset": preset, "threads": "1",
+                   **({"x264-params": f"asm={asm}"} if asm is not None else {})}
+    return ost
+
+
 def _encode_one(frames, spec: ClipSpec, geo: _Geometry, rotation: int, fps: float, eps: float, crf: int,
                 preset: str, asm: str | None) -> int:
     x0, y0, x1, y1 = geo.box
@@ -241,16 +259,10 @@ def _encode_one(frames, spec: ClipSpec, geo: _Geometry, rotation: int, fps: floa
     spec.out_path.parent.mkdir(parents=True, exist_ok=True)
     dest = spec.out_path
     n = 0
-    out = av.open(str(dest), mode="w", format="mp4", container_options={"fflags": "+bitexact"})
+    out = open_mp4(dest)
     try:
         rate = Fraction(fps).limit_denominator(1001)
-        ost = out.add_stream("libx264", rate=rate)
-        ost.width, ost.height, ost.pix_fmt = enc_w, enc_h, "yuv420p"
-        if geo.sar != 1:
-            ost.codec_context.sample_aspect_ratio = geo.sar   # x264 VUI and the MP4 pasp box
-        ost.thread_count = 1                     # x264's output depends on its thread count: pin it
-        ost.options = {"crf": str(crf), "preset": preset, "threads": "1",
-                       **({"x264-params": f"asm={asm}"} if asm is not None else {})}
+        ost = add_x264_stream(out, rate, (enc_w, enc_h), crf, preset, asm, geo.sar)
         for item in frames:
             idx, t, frame = item
             if by_index:

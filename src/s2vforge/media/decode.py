@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from fractions import Fraction
 
 import av
@@ -197,3 +198,21 @@ class FrameClock:
         if len(self.times) == 1:
             return self.times[0] + self.step
         return self.times[-1] + float(np.median(np.diff(self.times)))
+
+
+def mp4_problem(path: Path | str) -> str | None:
+    """Why a written .mp4 can no longer be used (None = it opens and its first frame decodes);
+    other files: None. Stages' check_file: a rerun redoes the item of a broken clip."""
+    if not str(path).endswith(".mp4"):
+        return None
+    try:
+        container, stream = open_video(str(path))
+        with container:
+            if stream.frames <= 0:
+                return "holds no video frames"
+            next(container.decode(stream))
+    except StopIteration:
+        return "no frame decodes"
+    except (av.FFmpegError, OSError) as e:
+        return f"does not decode ({type(e).__name__}: {e})"
+    return None

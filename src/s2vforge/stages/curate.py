@@ -20,7 +20,7 @@ import numpy as np
 from ..engine.faults import raise_if_disk_full
 from ..engine.stage import Context, Output, Resources, Stage, StageRun
 from ..media.clipwriter import ClipSpec, write_clips
-from ..media.decode import FrameClock, fit_size, frame_to_rgb, open_video, sar_text
+from ..media.decode import FrameClock, fit_size, frame_to_rgb, mp4_problem, open_video, sar_text
 from ..media.frames import ClipFrames
 from ..media.probe import ProbeError, ProbeInfo, probe
 from ..media.scenes import StreamingSceneDetector, plan_windows
@@ -94,19 +94,7 @@ class CurateStage(Stage):
 
     def check_file(self, path: Path) -> str | None:
         """A clip must still open and decode (a rerun redoes the video of one that does not)."""
-        if path.suffix != ".mp4":
-            return None
-        try:
-            container, stream = open_video(str(path))
-            with container:
-                if stream.frames <= 0:
-                    return "holds no video frames"
-                next(container.decode(stream))
-        except StopIteration:
-            return "no frame decodes"
-        except (av.FFmpegError, OSError) as e:
-            return f"does not decode ({type(e).__name__}: {e})"
-        return None
+        return mp4_problem(path)
 
     def run_info(self) -> dict:
         return {"recipe": self.recipe}
