@@ -1,0 +1,44 @@
+"""The small duplicate corpus (real packaged media, known truth), built and embedded once per session."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The block proposed for the recipe's export.dedup (docs/dedup.md); the recipe's own section wins
+# once it has one, so these tests then check the shipped defaults.
+PROPOSED = {"enabled": True, "backend": "embedded", "step_s": 0.5, "max_frames": 32, "reference_kind": "clip",
+            "reference_model": None, "device": "auto", "batch_size": 32,
+            "threshold": {"embedded": 0.575, "reference": 0.95},
+            "keep_best_by": ["resolution", "duration_s", "score_aesthetic"], "exact_max_clips": 20000,
+            "kmeans_cells": None, "kmeans_probe": 2, "kmeans_iter": 25, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def dedup_cfg() -> dict:
+    from s2vforge.recipes import load_recipe
+    section = (load_recipe().get("export") or {}).get("dedup")
+    return {**PROPOSED, **(section or {})}
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> tuple[dict, Path]:
+    from s2vforge.corpus.duplicates import build_duplicate_corpus
+    root = tmp_path_factory.mktemp("dup_corpus")
+    truth = build_duplicate_corpus(root, "small")
+    assert json.loads((root / "truth.json").read_text())["clips"] == truth["clips"]
+    return truth, root
+
+
+@pytest.fixture(scope="session")
+def small_vectors(small_corpus, dedup_cfg) -> tuple[list[dict], np.ndarray]:
+    """(clip rows as find_duplicates reads them, their vectors) in clip_id order."""
+    from s2vforge.corpus.duplicates import clip_rows
+    from s2vforge.stages.export.dedup import ClipEmbedder
+    truth, root = small_corpus
+    emb = ClipEmbedder(dedup_cfg)
+    emb.setup()
+    rows = clip_rows(truth, root)
+    return rows, np.stack([emb.embed(Path(r["path"])) for r in rows])
