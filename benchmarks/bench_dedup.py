@@ -31,18 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "_work" / "dedup"
 SWEEP = tuple(round(0.40 + 0.025 * i, 3) for i in range(17))      # 0.40 .. 0.80
-# The section proposed for the recipe's export.dedup (docs/dedup.md); the recipe's own wins when present.
-PROPOSED = {"enabled": True, "backend": "embedded", "step_s": 0.5, "max_frames": 32, "reference_kind": "clip",
-            "reference_model": None, "device": "auto", "batch_size": 32,
-            "threshold": {"embedded": 0.575, "reference": 0.95},
-            "keep_best_by": ["resolution", "duration_s", "score_aesthetic"], "exact_max_clips": 20000,
-            "kmeans_cells": None, "kmeans_probe": 2, "kmeans_iter": 25, "seed": 0}
 
 
 def dedup_section() -> dict:
     from s2vforge.recipes import load_recipe
-    section = (load_recipe().get("export") or {}).get("dedup")
-    return {**PROPOSED, **(section or {})}
+    return load_recipe()["export"]["dedup"]       # the shipped defaults
 
 
 def clusters_of(result: dict) -> dict[str, list[str]]:

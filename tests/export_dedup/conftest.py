@@ -7,20 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The block proposed for the recipe's export.dedup (docs/dedup.md); the recipe's own section wins
-# once it has one, so these tests then check the shipped defaults.
-PROPOSED = {"enabled": True, "backend": "embedded", "step_s": 0.5, "max_frames": 32, "reference_kind": "clip",
-            "reference_model": None, "device": "auto", "batch_size": 32,
-            "threshold": {"embedded": 0.575, "reference": 0.95},
-            "keep_best_by": ["resolution", "duration_s", "score_aesthetic"], "exact_max_clips": 20000,
-            "kmeans_cells": None, "kmeans_probe": 2, "kmeans_iter": 25, "seed": 0}
 
 
 @pytest.fixture(scope="session")
 def dedup_cfg() -> dict:
     from s2vforge.recipes import load_recipe
-    section = (load_recipe().get("export") or {}).get("dedup")
-    return {**PROPOSED, **(section or {})}
+    return load_recipe()["export"]["dedup"]       # the shipped defaults
 
 
 @pytest.fixture(scope="session")
