@@ -78,6 +78,16 @@ def link_or_copy(src: Path, scratch: Path) -> Path:
     return scratch
 
 
+def clip_header(path: Path) -> dict:
+    """Frame count, rate and size of a clip this package wrote, from the container header alone
+    (curate's clips declare exact frame counts; no frame is decoded)."""
+    from ...media.decode import av_open, stream_fps
+    with av_open(path) as c:
+        s = c.streams.video[0]
+        return {"frames": int(s.frames or 0), "fps": stream_fps(s), "width": int(s.codec_context.width),
+                "height": int(s.codec_context.height)}
+
+
 class ExportStage(Stage):
     name = "export"
     published = ()
@@ -109,19 +119,25 @@ class ExportStage(Stage):
                        "embeddings": TableSpec(EMBEDDING_SCHEMA, "sample_id")}
         return table.to_pylist()
 
+    @property
+    def dedup_enabled(self) -> bool:
+        return bool(need(need(self.cfg, "dedup", "export"), "enabled", "export.dedup"))
+
     def config(self) -> dict:
         from .dedup import ClipEmbedder
+        embedder = ClipEmbedder(self.cfg["dedup"]).config() if self.dedup_enabled else None
         return {"dataset": str(self.dataset), "refs": self.cfg["refs"], "caption": self.cfg["caption"],
-                "clip": self.clip_cfg, "embedder": ClipEmbedder(need(self.cfg, "dedup", "export")).config(),
+                "clip": self.clip_cfg, "embedder": embedder,
                 "write": {k: self.write_cfg.get(k) for k in ("crf", "preset", "x264_asm")}}
 
     def key(self, item: dict) -> str:
         return item["sample_id"]
 
     def setup(self) -> None:
-        from .dedup import ClipEmbedder
-        self._embedder = ClipEmbedder(need(self.cfg, "dedup", "export"))
-        self._embedder.setup()
+        if self.dedup_enabled:       # the clip embedding is only for near-duplicate search
+            from .dedup import ClipEmbedder
+            self._embedder = ClipEmbedder(self.cfg["dedup"])
+            self._embedder.setup()
 
     # ------------------------------------------------------------------ one sample
 
@@ -161,23 +177,23 @@ class ExportStage(Stage):
             row["drop_reasons"] = list(row["drop_reasons"]) + [f"too_few_refs: {len(refs)} < {min_refs} (files)"]
             return self._output(row, {}, None, None, t0)
         vector, emb_error = None, None
-        if self._embedder is None:
-            self.setup()
-        try:
-            vector = self._embedder.embed(clip_file)
-        except Exception as e:     # no embedding: the sample is kept, never merged as a duplicate
-            emb_error = f"{type(e).__name__}: {e}"
+        if self.dedup_enabled:
+            if self._embedder is None:
+                self.setup()
+            try:
+                vector = self._embedder.embed(clip_file)
+            except Exception as e:     # no embedding: the sample is kept, never merged as a duplicate
+                emb_error = f"{type(e).__name__}: {e}"
         return self._output(row, files, vector, emb_error, t0)
 
     def _clip_file(self, row: dict, src: Path, ctx: Context, files: dict) -> Path | None:
         """The sample's clip in scratch (linked, copied or re-cut); updates the row's clip fields.
         None when a re-cut leaves too few frames (the row is dropped with the reason)."""
-        from ...media.probe import probe
         fps_out, frames = self.clip_cfg.get("fps"), self.clip_cfg.get("frames")
         rule = self.clip_cfg["length_rule"]
         dest = ctx.scratch / row["clip_path"]
-        info = probe(src)
-        n_src, fps_src = int(info.n_frames_header or row["n_frames"] or 0), float(info.fps)
+        info = clip_header(src)
+        n_src, fps_src = int(info["frames"] or row["n_frames"] or 0), float(info["fps"])
         if fps_out or frames or rule != "any":
             from ...media.recut import recut_clip, recut_indices
             idx = recut_indices(n_src, fps_src, fps_out, frames, rule)
@@ -199,7 +215,7 @@ class ExportStage(Stage):
         else:
             link_or_copy(src, dest)
             row.update(fps=fps_src, n_frames=n_src)
-        row.update(width=int(info.width), height=int(info.height))
+        row.update(width=info["width"], height=info["height"])
         if row["recut"]:
             row["duration_s"] = round(row["n_frames"] / row["fps"], 6)
         files[row["clip_path"]] = dest
@@ -234,7 +250,7 @@ class ExportStage(Stage):
         dcfg = self.cfg["dedup"]
         summary: dict = {}
         kept = [r for r in rows if r["keep"]]
-        if dcfg.get("enabled") and kept:
+        if self.dedup_enabled and kept:
             with_vec = [r for r in kept if r["sample_id"] in vectors]
             clips = [{**r, "clip_id": r["sample_id"]} for r in with_vec]
             mat = np.asarray([vectors[r["sample_id"]] for r in with_vec], np.float32) if with_vec else None
