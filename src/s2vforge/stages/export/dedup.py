@@ -403,17 +403,21 @@ def _kmeans_index(xs: np.ndarray, cfg: Mapping):
 
 
 def _rank_key(row: Mapping, clip_id: str, keys: list[str]) -> tuple:
-    """Sort key, smallest = best: each key descending (None last), then clip_id ascending.
-    `resolution` is width x height; any other key is read from the row."""
+    """Sort key, smallest = best: each key descending (higher is better; `-key`: lower is better,
+    e.g. -score_brisque), None last, then clip_id ascending. `resolution` is width x height; any
+    other key is read from the row."""
     out = []
     for k in keys:
+        sign = -1.0
+        if k.startswith("-"):
+            k, sign = k[1:], 1.0
         if k == "resolution":
             w, h = row.get("width"), row.get("height")
             v = float(w) * float(h) if w is not None and h is not None else None
         else:
             v = row.get(k)
         v = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-        out.append((1, 0.0) if v is None else (0, -v))
+        out.append((1, 0.0) if v is None else (0, sign * v))
     out.append(clip_id)
     return tuple(out)
 
