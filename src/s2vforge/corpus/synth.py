@@ -147,10 +147,15 @@ def write_video(path: str | Path, frames_iter: Iterable[np.ndarray], fps: float,
     h, w = first.shape[:2]
     rate = Fraction(fps).limit_denominator(100_000)
     n = 0
-    with av.open(str(path), "w") as container:
+    from ..media.clipwriter import x264_asm_flags
+    with av.open(str(path), "w", container_options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        if codec in ("libx264", "libx265"):
+        if codec == "libx264":     # the same bytes on every run and machine (media/clipwriter.py says why)
+            stream.thread_count = 1
+            stream.options = {"crf": str(crf), "preset": preset, "threads": "1",
+                              "x264-params": f"asm={x264_asm_flags('portable')}"}
+        elif codec == "libx265":
             stream.options = {"crf": str(crf), "preset": preset}
         if rotation:
             stream.set_display_rotation(rotation)
