@@ -142,7 +142,7 @@ def test_one_line_breaks_nothing_splitlines_would_split():
     text = "a\nb\r\nc\u2028d\u2029e\x85f\x0bg\x0ch\x1ci\x1dj\x1ek\tl  m"
     assert one_line(text) == "a b c d e f g h i j k l m"
     assert one_line(text).splitlines() == [one_line(text)]
-    assert one_line(None) == "" and one_line("   ") == ""
+    assert one_line(None) is None and one_line("   ") is None      # no caption stays no caption
 
 
 def test_letterbox_fits_centres_and_pads_white():

@@ -25,6 +25,7 @@ time or version string (bitexact).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -233,9 +234,24 @@ class _Pushback:
         self._back.append(item)
 
 
-def open_mp4(dest: Path):
-    """An MP4 muxer that writes no creation time or version string (bitexact)."""
-    return av.open(str(dest), mode="w", format="mp4", container_options={"fflags": "+bitexact"})
+@contextmanager
+def mp4_output(dest: Path):
+    """An MP4 muxer that writes no creation time or version string (bitexact); on any error the
+    partial file is removed, so a failed encode leaves nothing behind."""
+    out = av.open(str(dest), mode="w", format="mp4", container_options={"fflags": "+bitexact"})
+    try:
+        yield out
+    except BaseException:
+        out.close()
+        Path(dest).unlink(missing_ok=True)
+        raise
+    out.close()
+
+
+def encode_frame(out, ost, frame) -> None:
+    """Encode one frame (None = flush the encoder) and mux what comes out."""
+    for packet in ost.encode(frame):
+        out.mux(packet)
 
 
 def add_x264_stream(out, rate: Fraction, size: tuple[int, int], crf: int, preset: str, asm: str | None,
@@ -259,8 +275,7 @@ def _encode_one(frames, spec: ClipSpec, geo: _Geometry, rotation: int, fps: floa
     spec.out_path.parent.mkdir(parents=True, exist_ok=True)
     dest = spec.out_path
     n = 0
-    out = open_mp4(dest)
-    try:
+    with mp4_output(dest) as out:
         rate = Fraction(fps).limit_denominator(1001)
         ost = add_x264_stream(out, rate, (enc_w, enc_h), crf, preset, asm, geo.sar)
         for item in frames:
@@ -288,16 +303,9 @@ def _encode_one(frames, spec: ClipSpec, geo: _Geometry, rotation: int, fps: floa
                 if (enc_w, enc_h) != (rgb.shape[1], rgb.shape[0]):
                     vf = vf.reformat(width=enc_w, height=enc_h)
             vf.pts = n
-            for packet in ost.encode(vf):
-                out.mux(packet)
+            encode_frame(out, ost, vf)
             n += 1
-        for packet in ost.encode():
-            out.mux(packet)
-    except BaseException:
-        out.close()
-        dest.unlink(missing_ok=True)
-        raise
-    out.close()
+        encode_frame(out, ost, None)
     if n == 0:
         dest.unlink(missing_ok=True)
     return n

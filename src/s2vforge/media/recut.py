@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clipwriter import add_x264_stream, open_mp4, x264_asm_flags
+from .clipwriter import add_x264_stream, encode_frame, mp4_output, x264_asm_flags
 from .decode import frame_to_rgb, open_video
 
 LENGTH_RULES = ("any", "4k+1")
@@ -51,32 +51,22 @@ def recut_clip(src: Path, dest: Path, indices: list[int], fps_out: float, *, crf
     last = want[-1]
     container, stream = open_video(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    out = open_mp4(dest)
     n = 0
-    try:
+    with container, mp4_output(dest) as out:
         rate = Fraction(fps_out).limit_denominator(1001)
-        w, h = stream.codec_context.width, stream.codec_context.height
-        ost = add_x264_stream(out, rate, (w // 2 * 2, h // 2 * 2), crf, preset, x264_asm_flags(x264_asm))
+        w, h = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
+        ost = add_x264_stream(out, rate, (w, h), crf, preset, x264_asm_flags(x264_asm))
         pos = 0
-        with container:
-            for i, frame in enumerate(container.decode(stream)):
-                while pos < len(want) and want[pos] == i:
-                    rgb = frame_to_rgb(frame, None, 0)[: h // 2 * 2, : w // 2 * 2]
-                    vf = av_frame(rgb)
-                    vf.pts = n
-                    for packet in ost.encode(vf):
-                        out.mux(packet)
-                    n += 1
-                    pos += 1
-                if i >= last:
-                    break
-        for packet in ost.encode():
-            out.mux(packet)
-    except BaseException:
-        out.close()
-        dest.unlink(missing_ok=True)
-        raise
-    out.close()
+        for i, frame in enumerate(container.decode(stream)):
+            while pos < len(want) and want[pos] == i:      # a repeated index (upsampling) repeats the frame
+                vf = av_frame(frame_to_rgb(frame, None, 0)[:h, :w])
+                vf.pts = n
+                encode_frame(out, ost, vf)
+                n += 1
+                pos += 1
+            if i >= last:
+                break
+        encode_frame(out, ost, None)
     return n
 
 

@@ -42,7 +42,9 @@ def _read(dataset: Path, name: str) -> list[dict]:
 
 
 def one_line(text: str | None) -> str | None:
-    """Trainers read one caption per line: collapse every whitespace run (newlines too)."""
+    """A caption on one line: every whitespace run (newlines, tabs, U+2028, U+0085, ...) becomes
+    one space (finetrainers pairs prompts.txt with videos.txt by str.splitlines, which breaks on
+    each of those; the CSV/TXT readers of the others want one caption per row or file)."""
     if text is None:
         return None
     s = " ".join(str(text).split())

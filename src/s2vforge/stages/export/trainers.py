@@ -28,18 +28,12 @@ import pyarrow as pa
 
 from ..recipe_keys import need
 from .letterbox import letterboxed_png
+from .samples import one_line
 
 TRAINERS = ("videox-fun", "diffsynth", "finetrainers", "opensora", "musubi")
 WHERE = "export.trainers"
 VIDEOX_FUN_MAX_REFS = 4     # ImageVideoControlDataset.get_batch reads min(len(object_file_path), 4) images
 FPS_TOLERANCE = 0.01
-
-
-def one_line(text) -> str:
-    """A caption on one line: all whitespace runs (newlines, tabs, U+2028, U+0085, ...) become
-    one space. finetrainers pairs prompts.txt with videos.txt by str.splitlines, which breaks on
-    every one of those, and the CSV/TXT readers of the others want one caption per row or file."""
-    return " ".join(str(text or "").split())
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -196,7 +190,7 @@ def collect(job: Job, rows: list[dict], ref_limit: int, preset_name: str, preset
     entries = []
     for row in rows:
         sid = str(row["sample_id"])
-        caption = one_line(row.get("caption"))
+        caption = one_line(row.get("caption")) or ""
         clip = _resolve(job.export_dir, row.get("clip_path"))
         if clip is None:
             job.error(sid, "no clip_path")
