@@ -14,6 +14,16 @@ from av.video.reformatter import Interpolation, VideoReformatter
 _REFORMATTER = VideoReformatter()
 
 
+def _fresh_reformatter() -> None:
+    """A forked child (DataLoader workers fork) must not reuse the parent's swscale context:
+    its threads do not survive the fork and the first conversion hangs."""
+    global _REFORMATTER
+    _REFORMATTER = VideoReformatter()
+
+
+os.register_at_fork(after_in_child=_fresh_reformatter)
+
+
 def av_open(path: str | bytes | os.PathLike):
     """av.open for any path, including names that are not valid UTF-8 (opened as a file object)."""
     name = os.fsdecode(path)
