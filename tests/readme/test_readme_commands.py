@@ -68,7 +68,7 @@ def test_demo_says_what_to_do_next(demo_dir):
     assert "demo_out/dataset/report.html" in stderr
     nxt = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith("s2vforge ")]
     names = {shlex.split(c)[1] for c in nxt}
-    assert {"subjects", "pair", "report", "query"} <= names, stderr[-2000:]
+    assert {"export", "report", "query"} <= names, stderr[-2000:]
     run = set(readme_commands())
     missing = [c for c in nxt if shlex.join(shlex.split(c)) not in run]
     assert not missing, f"the demo suggests commands the README does not show (so they are untested): {missing}"

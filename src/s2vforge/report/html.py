@@ -288,6 +288,11 @@ def _captions_section(dataset: Path) -> str:
     return captions_section(dataset)
 
 
+def _samples_section(dataset: Path) -> str:
+    from .samples import samples_section
+    return samples_section(dataset)
+
+
 # later stages' sections, after the curation part: section(dataset) -> HTML fragment
 SECTIONS = [_captions_section, _subjects_section, _pairs_section]
 
@@ -311,6 +316,8 @@ def write_report(dataset: str | Path, page_size: int = PAGE_SIZE) -> Path:
     body = ""
     if (dataset / "clips.parquet").exists():
         body = "\n".join([curation_report(dataset, page_size)] + [section(dataset) for section in SECTIONS])
+    elif (dataset / "samples.parquet").exists():     # an export folder
+        body = _samples_section(dataset)
     page = P.page_document("s2vforge report", CSS, body)
     out = dataset / "report.html"
     _put(out, page)
