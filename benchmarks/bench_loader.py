@@ -34,10 +34,6 @@ from pathlib import Path
 import numpy as np
 
 TARGET = 20.0      # samples/s per core (issue 14)
-LOADER = {"num_frames": 49, "stride": 3, "size": [480, 832], "buckets": None, "sampling": "random",
-          "short": "shrink_stride", "refs": "any", "ref_size": [512, 512], "max_refs": 4, "normalize": None,
-          "seed": 0, "decode_threads": 1, "shuffle_buffer": 64}
-
 
 # ------------------------------------------------------------------ corpus
 
@@ -128,11 +124,10 @@ def make_corpus(root: Path, size=(1280, 720), every: int = 1, gop: int | None = 
 
 
 def export_cfg(**loader) -> dict:
-    """The recipe's export section with its loader settings when it has them, else this file's."""
+    """The recipe's export section, its loader settings overridden by `loader`."""
     from s2vforge.recipes import load_recipe
-    cfg = dict(load_recipe().get("export") or {})
-    cfg.setdefault("refs", {"duplicate_mask_iou": 0.9})
-    cfg["loader"] = {**(cfg.get("loader") or LOADER), **loader}
+    cfg = dict(load_recipe()["export"])
+    cfg["loader"] = {**cfg["loader"], **loader}
     return cfg
 
 
