@@ -12,7 +12,6 @@ import json
 import tarfile
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -44,18 +43,8 @@ BAND = 12          # rows of the barcode band
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, gop: int = 12) -> Path:
     """H.264 yuv420p MP4 with a keyframe every `gop` frames (so seeks have somewhere to land)."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"g": str(gop), "crf": "16", "preset": "veryfast", "threads": "1"}
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            vf.pts = i
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    from s2vforge.corpus.synth import write_video
+    write_video(path, frames, fps, crf=16, gop=gop)
     return path
 
 

@@ -128,12 +128,13 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 def write_video(path: str | Path, frames_iter: Iterable[np.ndarray], fps: float, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", crf: int = 20, preset: str = "veryfast",
-                times: Sequence[float] | None = None, rotation: int = 0) -> int:
+                times: Sequence[float] | None = None, rotation: int = 0, gop: int | None = None) -> int:
     """Encode RGB uint8 frames with PyAV; returns the number of frames written.
 
     Frames take the size of the first one (cropped to even dims for 4:2:0). `times` gives
     per-frame presentation times in seconds (variable frame rate); `rotation` writes a
-    display-matrix rotation (degrees counter-clockwise, as VideoFrame.rotation reads back).
+    display-matrix rotation (degrees counter-clockwise, as VideoFrame.rotation reads back);
+    `gop` a keyframe every that many frames (None: x264's default, 250).
     """
     import av
 
@@ -154,7 +155,7 @@ def write_video(path: str | Path, frames_iter: Iterable[np.ndarray], fps: float,
         if codec == "libx264":     # the same bytes on every run and machine (media/clipwriter.py says why)
             stream.thread_count = 1
             stream.options = {"crf": str(crf), "preset": preset, "threads": "1",
-                              "x264-params": f"asm={x264_asm_flags('portable')}"}
+                              "x264-params": f"asm={x264_asm_flags('portable')}", **({"g": str(gop)} if gop else {})}
         elif codec == "libx265":
             stream.options = {"crf": str(crf), "preset": preset}
         if rotation:
