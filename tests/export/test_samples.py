@@ -158,3 +158,16 @@ def test_bad_mode_is_a_clear_error(dataset):
 def test_one_line():
     assert one_line(" a\n\nb\r\n c ") == "a b c"
     assert one_line("   ") is None and one_line(None) is None
+
+
+def test_a_format_whose_package_is_missing_fails_first_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from s2vforge.stages.export.formats import check_formats
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lance" else real(name, *a))
+    with pytest.raises(ValueError, match=r"--format lance needs the export extra: pip install 's2vforge\[export\]'"):
+        check_formats("webdataset,lance")
+    assert check_formats("hf,samples,webdataset") == ["webdataset", "hf"]
+    with pytest.raises(ValueError, match="unknown export format 'tar'"):
+        check_formats("tar")

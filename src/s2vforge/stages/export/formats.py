@@ -22,8 +22,13 @@ FORMAT_DIRS = {"opens2v": "opens2v", "webdataset": "webdataset", "lance": "lance
                **{t: f"trainers/{t}" for t in TRAINER_FORMATS}}
 
 
+# formats whose writer needs an optional package: format -> (module, extra)
+NEEDS_EXTRA = {"lance": ("lance", "export"), "hf": ("datasets", "export")}
+
+
 def check_formats(formats: list[str] | str | None) -> list[str]:
-    """The formats asked for, validated, in FORMATS order ("samples" is always written)."""
+    """The formats asked for, validated, in FORMATS order ("samples" is always written); a
+    format whose package is missing fails here, before any work, naming the extra."""
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     asked = list(formats or [])
@@ -31,6 +36,11 @@ def check_formats(formats: list[str] | str | None) -> list[str]:
     if bad:
         raise ValueError(f"unknown export format {bad[0]!r}: use one or more of {', '.join(FORMATS)} "
                          "(comma-separated)")
+    import importlib.util
+    for f in asked:
+        if f in NEEDS_EXTRA and importlib.util.find_spec(NEEDS_EXTRA[f][0]) is None:
+            from ...backends.errors import missing_extra_message
+            raise ValueError(missing_extra_message(NEEDS_EXTRA[f][1], f"--format {f}"))
     return [f for f in FORMATS if f in asked and f != "samples"]
 
 
