@@ -67,3 +67,11 @@ def test_bad_split_specs(spec, message):
 
 def test_split_spec():
     assert parse_split_spec("val=0.02, test=0.01") == {"val": 0.02, "test": 0.01}
+
+
+def test_split_group_names_the_smallest_source_group_of_the_component():
+    samples = [{"sample_id": "a1", "group_id": "gB"}, {"sample_id": "b1", "group_id": "gA"},
+               {"sample_id": "c1", "group_id": "gC"}]
+    out = assign_splits(samples, [("s:a1", "d:dup-000"), ("s:b1", "d:dup-000"), ("s:c1", "i:zz")],
+                        {"val": 0.5}, seed=1)
+    assert out["a1"][1] == out["b1"][1] == "gA" and out["c1"][1] == "gC"

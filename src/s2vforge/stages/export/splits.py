@@ -5,8 +5,8 @@ group (the video's group_id, which defaults to the video), an identity (a pairs 
 cross reference taken from another video) or a duplicate cluster, and every linked component
 goes to one split. So no clip, identity or copy of the same footage is on both sides.
 
-A component's split comes from a hash of (seed, the component's smallest member id) mapped to
-[0, 1) against the cumulative fractions: deterministic for a seed, independent of row order and
+A component is named by its smallest source group (`split_group`); its split comes from a hash
+of (seed, that name) mapped to [0, 1) against the cumulative fractions: deterministic for a seed, independent of row order and
 engine, and stable as a dataset grows (adding videos never moves an existing component, unless
 it links two of them). The fractions therefore hold over components, approximately over clips.
 """
@@ -80,15 +80,20 @@ def assign_splits(samples: Iterable[Mapping], links: Iterable[tuple[str, str]], 
     for a, b in links:
         uf.union(a, b)
     names = sorted(fr)                     # cumulative order fixed by name, not by dict order
+    group_of: dict[str, str] = {}          # component root -> its smallest source group (its name)
+    for node in sorted(uf.parent):
+        if node.startswith("g:"):
+            group_of.setdefault(uf.find(node), node[2:])
     out = {}
     for sid in ids:
         root = uf.find("s:" + sid)
-        u = unit_hash(seed, root)
+        label = group_of.get(root, root.split(":", 1)[1])
+        u = unit_hash(seed, label)
         split, acc = "train", 0.0
         for name in names:
             acc += fr[name]
             if u < acc:
                 split = name
                 break
-        out[sid] = (split, root.split(":", 1)[1])
+        out[sid] = (split, label)
     return out
