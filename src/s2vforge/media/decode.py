@@ -14,10 +14,15 @@ from av.video.reformatter import Interpolation, VideoReformatter
 _REFORMATTER = VideoReformatter()
 
 
+_PARENT_REFORMATTERS: list = []
+
+
 def _fresh_reformatter() -> None:
-    """A forked child (DataLoader workers fork) must not reuse the parent's swscale context:
-    its threads do not survive the fork and the first conversion hangs."""
+    """A forked child (DataLoader workers fork) must not use the parent's swscale context: its
+    threads do not survive the fork, so using it, or even freeing it (which joins them), hangs.
+    The child keeps the parent's object alive, unused, and makes its own."""
     global _REFORMATTER
+    _PARENT_REFORMATTERS.append(_REFORMATTER)
     _REFORMATTER = VideoReformatter()
 
 
