@@ -105,7 +105,8 @@ class ExportStage(Stage):
         self.clip_cfg = clip
         from ...media.recut import fit_length
         fit_length(1, need(clip, "length_rule", "export.clip"))     # a bad rule fails before any work
-        self.write_cfg = (recipe or {}).get("write") or {}
+        from ...recipes import section
+        self.write_cfg = section(recipe, "write")       # a re-cut is written as curate writes clips
         self.score_columns: list[str] = []
         self.tables = {"samples": TableSpec(sample_schema([]), "sample_id"),
                        "embeddings": TableSpec(EMBEDDING_SCHEMA, "sample_id")}
@@ -205,9 +206,9 @@ class ExportStage(Stage):
                 return None
             out_fps = float(fps_out or fps_src)
             if idx != list(range(n_src)) or abs(out_fps - fps_src) > 1e-6:
-                n = recut_clip(src, dest, idx, out_fps, crf=int(self.write_cfg.get("crf", 20)),
-                               preset=str(self.write_cfg.get("preset", "veryfast")),
-                               x264_asm=str(self.write_cfg.get("x264_asm", "portable")))
+                w = self.write_cfg
+                n = recut_clip(src, dest, idx, out_fps, crf=int(need(w, "crf", "write")),
+                               preset=str(need(w, "preset", "write")), x264_asm=str(need(w, "x264_asm", "write")))
                 row.update(recut=f"{out_fps:g}fps/{n}f", fps=out_fps, n_frames=n)
             else:
                 link_or_copy(src, dest)
@@ -279,8 +280,6 @@ class ExportStage(Stage):
         summary.update(n_samples=len(rows), n_kept=sum(1 for r in rows if r["keep"]),
                        splits=dict(sorted(Counter(r["split"] for r in rows if r["keep"]).items())),
                        drop_reasons=dict(sorted(drops.items())), reference_kinds=dict(sorted(kinds.items())))
-        from ...engine.writer import write_parquet
-        write_parquet(table, run.dataset / "samples.parquet")      # the format writers read it
         summary["formats"] = write_formats(run.dataset, table, self.cfg, self.formats, self.dataset)
         manifest = {"source_dataset": str(self.dataset), "formats": self.formats, "export": self.cfg,
                     "split_rule": "by linked source group (group_id, identity clusters, cross references, "
